@@ -1,0 +1,189 @@
+/**
+ * The configuration side of the `tp-ws` CLI: the flags every daemon command
+ * shares (`addConfigOptions`), loading a config from parsed flags, and the
+ * `check-config` and `print-config` commands (centrifugo `checkconfig` /
+ * `defaultconfig`).
+ *
+ * Flags are plain strings with no commander defaults: a commander default
+ * would always be "given" and so would shadow the file and the environment.
+ * Parsing and validation are `loadConfig`'s job.
+ */
+
+import { Option, type Command } from 'commander';
+
+import { renderConfigurationMarkdown } from '../config/docs.js';
+import { configToPrintable, findUnknownEnv, loadConfig } from '../config/load.js';
+import { SCHEMA, type Config, type KeySpec } from '../config/schema.js';
+import { TpWsError, isTpWsError } from '../errors.js';
+
+/** Value placeholders shown in `--help`; other flags fall back to their type. */
+const PLACEHOLDERS: Readonly<Record<string, string>> = {
+  port: 'n',
+  'admin-port': 'n',
+  host: 'addr',
+  'admin-host': 'addr',
+  socket: 'path',
+  store: 'url',
+  'table-prefix': 'prefix',
+  'log-level': 'level',
+  'state-dir': 'dir',
+  'trusted-proxies': 'ips',
+  auth: 'methods',
+  'socket-mode': 'mode',
+  'socket-group': 'group',
+};
+
+/** Environment variables that computed defaults read (kept by `print-config --defaults`). */
+const DEFAULTS_ENV = ['STATE_DIRECTORY', 'XDG_STATE_HOME', 'RUNTIME_DIRECTORY', 'HOME'] as const;
+
+function helpDefault(spec: KeySpec): string {
+  if (spec.defaultDoc !== undefined) return spec.defaultDoc.replace(/`/g, '');
+  const d = spec.default;
+  if (d === null) return 'unset';
+  if (Array.isArray(d)) return d.join(',');
+  return String(d);
+}
+
+function helpText(spec: KeySpec): string {
+  const doc = spec.doc.replace(/`/g, '');
+  const values = spec.type === 'enum' ? `; one of ${(spec.values ?? []).join(', ')}` : '';
+  return `${doc} (env ${spec.env}; default: ${helpDefault(spec)}${values})`;
+}
+
+/**
+ * Adds `--config <file>` and one string-valued option per schema key that has
+ * a flag (`--port <n>`, `--store <url>`, …) to `cmd`, each with its one-line
+ * doc, environment variable and default in the help text. No commander
+ * defaults are set, so an absent flag never hides the file or environment.
+ *
+ * @param cmd - the command to extend
+ * @returns `cmd`, for chaining
+ */
+export function addConfigOptions(cmd: Command): Command {
+  cmd.option('--config <file>', 'JSON config file; keys are nested objects, e.g. {"server":{"port":8080}} (see docs/configuration.md)');
+  for (const spec of SCHEMA) {
+    if (spec.flag === undefined) continue;
+    const placeholder = PLACEHOLDERS[spec.flag] ?? spec.type;
+    cmd.addOption(new Option(`--${spec.flag} <${placeholder}>`, helpText(spec)));
+  }
+  return cmd;
+}
+
+/**
+ * Loads the configuration from a command's parsed options: `opts.config` is
+ * the file, config flags come from `opts` (camelCase as commander gives
+ * them), anything else in `opts` is ignored.
+ *
+ * @param opts - `command.opts()`
+ * @param env - environment to read (default `process.env`)
+ * @throws TpWsError `TPWS_ERR_CONFIG_FILE` or `TPWS_ERR_CONFIG_INVALID`
+ */
+export function loadConfigFromCommand(opts: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const file = typeof opts.config === 'string' ? opts.config : null;
+  return loadConfig({ file, env, flags: opts });
+}
+
+/** Where the config commands read and write; tests pass their own. */
+export interface ConfigCommandIo {
+  /** Default: `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Default: `process.stdout`. */
+  stdout?: { write(chunk: string): unknown };
+  /** Default: `process.stderr`. */
+  stderr?: { write(chunk: string): unknown };
+}
+
+/** Shell- and systemd-`EnvironmentFile`-safe rendering of one value. */
+function envLine(name: string, value: unknown): string {
+  if (value === null) return `# ${name}=`;
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  if (/^[A-Za-z0-9_./:,@%+=-]*$/.test(text)) return `${name}=${text}`;
+  return `${name}="${text.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Registers `check-config` and `print-config` on `program`.
+ *
+ * - `check-config [config flags] [--strict]`: prints `configuration OK`, or
+ *   the error on stderr with exit code 2. `--strict` also refuses `TPWS_*`
+ *   variables that no key reads.
+ * - `print-config [config flags] [--defaults] [--json|--env|--markdown]
+ *   [--show-secrets]`: prints the resulting configuration (JSON by default),
+ *   secrets redacted unless `--show-secrets`.
+ *
+ * Errors set `process.exitCode = 2` rather than exiting, so output is flushed.
+ *
+ * @param program - the root `tp-ws` command
+ * @param io - environment and output streams (default: the process's)
+ */
+export function registerConfigCommands(program: Command, io: ConfigCommandIo = {}): void {
+  const env = (): NodeJS.ProcessEnv => io.env ?? process.env;
+  const out = (text: string): void => void (io.stdout ?? process.stdout).write(text);
+  const fail = (err: unknown): void => {
+    if (!isTpWsError(err)) throw err;
+    (io.stderr ?? process.stderr).write(`${err.code}: ${err.message}\n`);
+    process.exitCode = 2;
+  };
+
+  const check = program
+    .command('check-config')
+    .description('Validate the configuration (file, TPWS_* environment, flags) and exit 0, or print the error and exit 2');
+  addConfigOptions(check)
+    .option('--strict', 'also fail on TPWS_* environment variables that are not configuration keys')
+    .action((opts: Record<string, unknown>) => {
+      try {
+        loadConfigFromCommand(opts, env());
+        if (opts.strict === true) {
+          const unknown = findUnknownEnv(env());
+          if (unknown.length > 0) {
+            throw new TpWsError(
+              'TPWS_ERR_CONFIG_INVALID',
+              `unknown environment variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (--strict)`,
+            );
+          }
+        }
+        out('configuration OK\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  const print = program
+    .command('print-config')
+    .description('Print the resulting configuration; secrets are redacted unless --show-secrets');
+  addConfigOptions(print)
+    .option('--defaults', 'print the defaults only, ignoring the config file, TPWS_* environment and flags')
+    .addOption(new Option('--json', 'print a flat JSON object of dotted keys (the default)').conflicts(['env', 'markdown']))
+    .addOption(new Option('--env', 'print TPWS_*=value lines, usable as a systemd EnvironmentFile').conflicts(['markdown']))
+    .addOption(new Option('--markdown', 'print the configuration reference (docs/configuration.md)'))
+    .option('--show-secrets', 'print secret values in clear')
+    .action((opts: Record<string, unknown>) => {
+      if (opts.markdown === true) {
+        out(renderConfigurationMarkdown());
+        return;
+      }
+      let cfg: Readonly<Config>;
+      try {
+        if (opts.defaults === true) {
+          // Computed defaults (stateDir, socket path) still follow systemd
+          // and XDG variables: they are where this process would put things.
+          const base = env();
+          const kept: NodeJS.ProcessEnv = {};
+          for (const name of DEFAULTS_ENV) if (base[name] !== undefined) kept[name] = base[name];
+          cfg = loadConfig({ file: null, env: kept, flags: {} });
+        } else {
+          cfg = loadConfigFromCommand(opts, env());
+        }
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      const flat = configToPrintable(cfg, { showSecrets: opts.showSecrets === true });
+      if (opts.env === true) {
+        const lines = SCHEMA.map((spec) => envLine(spec.env, flat[spec.key]));
+        out(`${lines.join('\n')}\n`);
+      } else {
+        out(`${JSON.stringify(flat, null, 2)}\n`);
+      }
+    });
+}

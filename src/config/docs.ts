@@ -1,0 +1,221 @@
+/**
+ * Renders `docs/configuration.md` from `SCHEMA`, so the reference can never
+ * disagree with the loader (centrifugo generates its config docs the same
+ * way). `test/unit/docs-sync.test.ts` fails when the committed file drifts.
+ *
+ * The output is deterministic: no dates, no host paths.
+ */
+
+import { isTpWsError } from '../errors.js';
+import { loadConfig } from './load.js';
+import { SCHEMA, type KeySpec } from './schema.js';
+
+/** Section order of the reference, with a one-line lead for each. */
+const SECTIONS: ReadonlyArray<readonly [string, string]> = [
+  ['stateDir', 'Where tp-ws keeps its own files.'],
+  ['server', 'The public WebSocket listener, the one nginx or Apache proxies `/ws` to.'],
+  ['admin', 'The admin listener: `/healthz`, `/readyz`, `/metrics` and the status page.'],
+  ['store', 'The database that holds the TeamPass-shaped tables (`<prefix>websocket_events`, tokens, users).'],
+  ['log', 'JSON log lines on stdout, for journald.'],
+  ['auth', 'How a WebSocket client proves who it is.'],
+  ['limits', 'Per-socket, per-user and per-IP limits of the WebSocket gateway. The defaults are TeamPass 3.2\'s.'],
+  ['heartbeat', 'Keeping idle sockets alive and dropping dead ones.'],
+  ['shutdown', 'What SIGTERM does.'],
+  ['ingest', 'The Unix socket where PHP pushes events.'],
+  ['dedup', 'The window of event ids remembered so an event reaching the daemon twice is delivered once.'],
+  ['journal', 'Socket events written back to the events table, so it holds the full history.'],
+  ['poller', 'The table poller that drains rows with `processed = 0` from the events table.'],
+  ['retention', 'Cleanup of old events and expired tokens.'],
+  ['teampass', 'TeamPass-specific behaviour.'],
+];
+
+function section(key: string): string {
+  return key.split('.')[0];
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function code(text: string): string {
+  return `\`${text}\``;
+}
+
+/** `1048576` → `1048576` (1 MiB), for byte sizes only. */
+function withUnit(spec: KeySpec, n: number): string {
+  if (!/Bytes$/.test(spec.key) || n < 1024 || n % 1024 !== 0) return code(String(n));
+  const mib = n / 1_048_576;
+  return `${code(String(n))} (${Number.isInteger(mib) ? `${mib} MiB` : `${n / 1024} KiB`})`;
+}
+
+function formatDefault(spec: KeySpec): string {
+  if (spec.defaultDoc !== undefined) return spec.defaultDoc;
+  const d = spec.default;
+  if (d === null) return 'unset';
+  if (typeof d === 'number') return withUnit(spec, d);
+  if (typeof d === 'boolean') return code(String(d));
+  if (typeof d === 'string') return d === '' ? '`""`' : code(d);
+  return code(d.join(','));
+}
+
+function formatRule(spec: KeySpec): string {
+  const parts: string[] = [];
+  switch (spec.type) {
+    case 'int':
+      parts.push(spec.min !== undefined && spec.max !== undefined ? `Integer, ${spec.min} to ${spec.max}.` : 'Integer.');
+      break;
+    case 'bool':
+      parts.push('Boolean.');
+      break;
+    case 'list':
+      parts.push('List.');
+      break;
+    case 'enum':
+      parts.push(`One of ${(spec.values ?? []).map(code).join(', ')}.`);
+      break;
+    case 'mode':
+      parts.push('Octal mode, at most `0777`.');
+      break;
+    case 'string':
+      parts.push('String.');
+      break;
+  }
+  if (spec.secret) {
+    parts.push(
+      spec.key === 'store.url'
+        ? 'Secret: never shown in errors; `print-config` masks the password as `***`.'
+        : 'Secret: never shown in errors; `print-config` shows `<redacted>`.',
+    );
+  }
+  return parts.join(' ');
+}
+
+function table(specs: readonly KeySpec[]): string {
+  const rows = specs.map((s) =>
+    [code(s.key), code(s.env), s.flag !== undefined ? code(`--${s.flag}`) : '', formatDefault(s), `${s.doc} ${formatRule(s)}`]
+      .map(cell)
+      .join(' | '),
+  );
+  return ['| key | env | flag | default | description |', '|---|---|---|---|---|', ...rows.map((r) => `| ${r} |`)].join('\n');
+}
+
+/** The real message for a bad `--port`, so the example cannot go stale. */
+function sampleError(): string {
+  try {
+    loadConfig({ file: null, env: {}, flags: { port: '70000' } });
+  } catch (err) {
+    if (isTpWsError(err)) return `${err.code}: ${err.message}`;
+    throw err;
+  }
+  throw new Error('--port 70000 was accepted');
+}
+
+const EXAMPLE_FILE = {
+  server: { host: '127.0.0.1', port: 8080, trustedProxies: ['127.0.0.1', '::1'] },
+  store: { url: 'mysql://teampass:secret@localhost:3306/teampass', tablePrefix: 'teampass_' },
+  auth: { methods: ['teampass-token'] },
+  ingest: { socketMode: '0660', socketGroup: 'www-data' },
+  log: { level: 'info' },
+};
+
+/**
+ * The full text of `docs/configuration.md`, generated from `SCHEMA`: how the
+ * sources combine, the file format, value formats, cross-key rules, how
+ * errors look, the `check-config`/`print-config` commands, then one table per
+ * section (key, env, flag, default, description with the rule).
+ *
+ * @returns Markdown, ending with a newline; identical on every call
+ */
+export function renderConfigurationMarkdown(): string {
+  const out: string[] = [];
+  out.push(
+    '# Configuration',
+    '',
+    '<!-- Generated from src/config/schema.ts: run `node bin/tp-ws.js print-config --markdown > docs/configuration.md`. Do not edit by hand. -->',
+    '',
+    'Every setting of the `tp-ws` daemon has a built-in default, a key in the JSON',
+    'config file, a `TPWS_*` environment variable, and for the common ones a flag.',
+    'Sources are applied in this order, and a later one wins:',
+    '',
+    '1. the built-in defaults listed below;',
+    '2. the JSON file given with `--config FILE`;',
+    '3. `TPWS_*` environment variables (for example from a systemd `EnvironmentFile=`);',
+    '4. command-line flags.',
+    '',
+    '## Config file',
+    '',
+    'The file holds one JSON object whose nesting follows the dotted keys:',
+    '`server.port` is `{"server":{"port":8080}}`. Only the keys you set are',
+    'needed. An unknown key is an error, so a typo cannot silently fall back to',
+    'a default. `null` is accepted for keys whose default is unset.',
+    '',
+    '```json',
+    JSON.stringify(EXAMPLE_FILE, null, 2),
+    '```',
+    '',
+    'Keep a file that holds a MySQL password or a JWT secret readable by the',
+    'daemon\'s user only, or use `auth.jwt.secretFile`.',
+    '',
+    '## Value formats',
+    '',
+    '- **Integer**: decimal digits, for example `8080`. `12abc` and `1.5` are refused. The allowed range is in each key\'s description.',
+    '- **Boolean**: `true`, `false`, `1`, `0`, `yes` or `no` (JSON `true`/`false` in the file).',
+    '- **List**: comma-separated in the environment and flags (`127.0.0.1,::1`),',
+    '  spaces around items trimmed and empty items dropped; a JSON array of strings in the file.',
+    '- **One of**: exactly one of the listed words.',
+    '- **Octal mode**: a string of octal digits such as `0660` or `660`, at most `0777`. In the file it must be a string (`"0660"`).',
+    '- **String**: any text. The empty string is refused, except for `ingest.socket`',
+    '  (empty disables the ingest socket) and `store.tablePrefix` (tables without a prefix).',
+    '- A relative `stateDir` is resolved against the working directory at start.',
+    '',
+    '## Rules between keys',
+    '',
+    '- `limits.maxFrameBytes` must be ≥ `limits.maxMessageBytes`.',
+    '- `heartbeat.pongTimeoutSec` must be ≥ `heartbeat.pingIntervalSec`.',
+    '- Set at most one of `auth.jwt.secret` and `auth.jwt.secretFile`.',
+    '',
+    '## Errors',
+    '',
+    'A bad value stops the daemon before it opens any socket. The message names',
+    'the key, where the value came from (`default`, `config file PATH`, the',
+    'environment variable, or the flag) and the rule it broke:',
+    '',
+    '```console',
+    '$ tp-ws check-config --port 70000',
+    sampleError(),
+    '$ echo $?',
+    '2',
+    '```',
+    '',
+    'Values of secret keys are never quoted in errors. A config file that cannot',
+    'be read or is not a JSON object gives `TPWS_ERR_CONFIG_FILE`; every other',
+    'configuration error is `TPWS_ERR_CONFIG_INVALID` (see [errors.md](errors.md)).',
+    '',
+    '## Checking and printing',
+    '',
+    '- `tp-ws check-config [--config FILE] [flags]` loads the configuration as `serve`',
+    '  would, prints `configuration OK` and exits 0, or prints the error and exits 2.',
+    '  With `--strict` it also fails on `TPWS_*` environment variables that no key reads.',
+    '- `tp-ws print-config [--config FILE] [flags]` prints the resulting configuration:',
+    '  `--json` (the default) as a flat JSON object of dotted keys, `--env` as',
+    '  `TPWS_*=value` lines, `--markdown` as this document. `--defaults` ignores the',
+    '  file, the `TPWS_*` environment and the flags (computed defaults still follow',
+    '  `STATE_DIRECTORY`, `XDG_STATE_HOME`, `RUNTIME_DIRECTORY` and `HOME`).',
+    '  Secrets are shown only with `--show-secrets`.',
+    '',
+    '## Keys',
+  );
+
+  const known = new Set(SECTIONS.map(([name]) => name));
+  const extra = [...new Set(SCHEMA.map((s) => section(s.key)))].filter((name) => !known.has(name));
+  const sections: ReadonlyArray<readonly [string, string]> = [...SECTIONS, ...extra.map((name) => [name, ''] as const)];
+  for (const [name, lead] of sections) {
+    const specs = SCHEMA.filter((s) => section(s.key) === name);
+    if (specs.length === 0) continue;
+    out.push('', `### ${name}`, '');
+    if (lead !== '') out.push(lead, '');
+    out.push(table(specs));
+  }
+  out.push('');
+  return out.join('\n');
+}

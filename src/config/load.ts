@@ -1,0 +1,450 @@
+/**
+ * Loads the tp-ws configuration: defaults < JSON config file < `TPWS_*`
+ * environment < CLI flags, every value parsed and validated against
+ * `SCHEMA`, then deep-frozen.
+ *
+ * Errors name the key, where the value came from and the broken rule
+ * (`in server.port (from --port): must be an integer from 0 to 65535`), the
+ * way centrifugo's `validate.go` does. The value itself is quoted only for
+ * keys that are not `secret`.
+ */
+
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { TpWsError } from '../errors.js';
+import { SCHEMA, type Config, type KeySpec } from './schema.js';
+
+/** Where configuration values come from; every field is optional. */
+export interface ConfigSources {
+  /** Path of a JSON config file (`--config FILE`); null or absent for none. */
+  file?: string | null;
+  /**
+   * Environment read for `TPWS_*` keys and for the computed defaults
+   * (`STATE_DIRECTORY`, `XDG_STATE_HOME`, `RUNTIME_DIRECTORY`, `HOME`).
+   * Default: `process.env`.
+   */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Flag values keyed by the KeySpec `flag` name, kebab-case (`table-prefix`)
+   * or camelCase as commander gives them (`tablePrefix`). `undefined` and
+   * `null` mean "not given"; keys that are not config flags are ignored.
+   */
+  flags?: Record<string, unknown>;
+}
+
+/** Where one value came from, for error messages. */
+type Origin = { kind: 'default' } | { kind: 'file'; file: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string };
+
+interface Resolved {
+  value: unknown;
+  origin: Origin;
+}
+
+/**
+ * String keys where `""` is a meaningful value. `ingest.socket = ""` disables
+ * the ingest socket; `store.tablePrefix = ""` is a TeamPass install created
+ * without a table prefix (the schema's own rule allows 0 characters).
+ */
+const EMPTY_ALLOWED: ReadonlySet<string> = new Set(['ingest.socket', 'store.tablePrefix']);
+
+const SPEC_BY_KEY: ReadonlyMap<string, KeySpec> = new Map(SCHEMA.map((s) => [s.key, s]));
+const KEYS: readonly string[] = SCHEMA.map((s) => s.key);
+
+/** Shown instead of a secret value by `configToPrintable`. */
+export const REDACTED = '<redacted>';
+
+function describeOrigin(origin: Origin): string {
+  switch (origin.kind) {
+    case 'default':
+      return 'default';
+    case 'file':
+      return `config file ${origin.file}`;
+    case 'env':
+      return origin.name;
+    case 'flag':
+      return `--${origin.name}`;
+  }
+}
+
+function invalid(spec: KeySpec, origin: Origin, rule: string, raw?: unknown): TpWsError {
+  // A secret's value (JWT secret, MySQL URL with its password) never goes
+  // into a message: messages end up in logs and terminals.
+  const got = spec.secret || raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
+  return new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${spec.key} (from ${describeOrigin(origin)}): ${rule}${got}`);
+}
+
+function intRule(spec: KeySpec): string {
+  if (spec.min !== undefined && spec.max !== undefined) return `must be an integer from ${spec.min} to ${spec.max}`;
+  if (spec.min !== undefined) return `must be an integer ≥ ${spec.min}`;
+  if (spec.max !== undefined) return `must be an integer ≤ ${spec.max}`;
+  return 'must be an integer';
+}
+
+const BOOL_WORDS: Readonly<Record<string, boolean>> = { true: true, false: false, 1: true, 0: false, yes: true, no: false };
+
+/**
+ * Turns one raw value (a string from env or flags, or any JSON value from the
+ * file) into the typed value of `spec`, or throws naming the rule.
+ * `null` from the file means "unset" and is allowed only where the default is
+ * null; it is handled by the caller.
+ */
+function parseValue(spec: KeySpec, raw: unknown, origin: Origin): unknown {
+  switch (spec.type) {
+    case 'int': {
+      let n: number;
+      if (typeof raw === 'number') {
+        n = raw;
+      } else if (typeof raw === 'string' && /^\s*[-+]?\d+\s*$/.test(raw)) {
+        n = Number(raw.trim());
+      } else {
+        throw invalid(spec, origin, intRule(spec), raw);
+      }
+      if (!Number.isSafeInteger(n)) throw invalid(spec, origin, intRule(spec), raw);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw invalid(spec, origin, intRule(spec), raw);
+      }
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const word = typeof raw === 'string' || typeof raw === 'number' ? String(raw).trim().toLowerCase() : undefined;
+      if (word !== undefined && Object.hasOwn(BOOL_WORDS, word)) return BOOL_WORDS[word];
+      throw invalid(spec, origin, 'must be a boolean: true, false, 1, 0, yes or no', raw);
+    }
+    case 'list': {
+      let items: string[];
+      if (typeof raw === 'string') {
+        items = raw.split(',');
+      } else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) {
+        items = raw as string[];
+      } else {
+        throw invalid(spec, origin, 'must be a comma-separated string or a JSON array of strings', raw);
+      }
+      return items.map((s) => s.trim()).filter((s) => s !== '');
+    }
+    case 'enum': {
+      const values = spec.values ?? [];
+      if (typeof raw === 'string' && values.includes(raw.trim())) return raw.trim();
+      throw invalid(spec, origin, `must be one of ${values.join(', ')}`, raw);
+    }
+    case 'mode': {
+      // Octal digits only, as chmod takes them. A JSON number is refused: 660
+      // and 0o660 (= 432) would both be plausible readings of it.
+      const rule = 'must be an octal file mode from 0000 to 0777 given as a string, e.g. "0660"';
+      if (typeof raw !== 'string' || !/^\s*[0-7]{1,4}\s*$/.test(raw)) throw invalid(spec, origin, rule, raw);
+      const mode = Number.parseInt(raw.trim(), 8);
+      if (mode > 0o777) throw invalid(spec, origin, rule, raw);
+      return `0${mode.toString(8).padStart(3, '0')}`;
+    }
+    case 'string': {
+      if (typeof raw !== 'string') throw invalid(spec, origin, 'must be a string', raw);
+      if (raw === '' && !EMPTY_ALLOWED.has(spec.key)) throw invalid(spec, origin, 'must not be empty');
+      return raw;
+    }
+  }
+}
+
+/** Levenshtein distance, for "did you mean" hints on unknown names. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
+}
+
+function suggest(name: string, candidates: readonly string[]): string {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(name, c);
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 4)) ? ` (did you mean ${best}?)` : '';
+}
+
+/** `{"a":{"b":…}}` for `a.b`, for the hint on dotted names in the file. */
+function nestedExample(path: string): string {
+  return path.split('.').reduceRight((inner, part) => `{"${part}":${inner}}`, '…');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Reads the JSON config file into a flat dotted map. Unknown keys (and
+ * sections that are not objects) are rejected, all at once, so a typo does
+ * not silently fall back to a default.
+ */
+function readConfigFile(file: string): Map<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new TpWsError('TPWS_ERR_CONFIG_FILE', `cannot read config file ${file}: ${code}`, { cause: err });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    // V8 quotes the offending text ("…" is not valid JSON), which may be a
+    // secret: keep only the parser's description and locate it ourselves.
+    const msg = String((err as Error).message).replace(/, ".*" is not valid JSON$/s, '');
+    const pos = /at position (\d+)/.exec(msg);
+    let where = '';
+    if (pos) {
+      const before = text.slice(0, Number(pos[1]));
+      const line = before.split('\n').length;
+      where = ` (line ${line}, column ${before.length - before.lastIndexOf('\n')})`;
+    }
+    throw new TpWsError('TPWS_ERR_CONFIG_FILE', `config file ${file} is not valid JSON: ${msg.replace(/ (in JSON )?at position \d+.*$/s, '')}${where}`);
+  }
+  if (!isPlainObject(data)) {
+    throw new TpWsError('TPWS_ERR_CONFIG_FILE', `config file ${file} must hold a JSON object such as {"server":{"port":8080}}`);
+  }
+
+  const flat = new Map<string, unknown>();
+  const unknown: string[] = [];
+  const walk = (obj: Record<string, unknown>, prefix: string): void => {
+    for (const [name, value] of Object.entries(obj)) {
+      const path = prefix + name;
+      if (name.includes('.')) {
+        // One spelling only: a dotted name next to its nested twin would
+        // leave it unclear which one wins.
+        unknown.push(`${path} (write it nested: ${nestedExample(path)})`);
+      } else if (SPEC_BY_KEY.has(path)) {
+        flat.set(path, value);
+      } else if (SCHEMA.some((s) => s.key.startsWith(`${path}.`))) {
+        if (!isPlainObject(value)) {
+          throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${path} (from config file ${file}): must be an object of ${path}.* keys`);
+        }
+        walk(value, `${path}.`);
+      } else {
+        unknown.push(path + suggest(path, KEYS));
+      }
+    }
+  };
+  walk(data, '');
+  if (unknown.length > 0) {
+    throw new TpWsError(
+      'TPWS_ERR_CONFIG_INVALID',
+      `in config file ${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`,
+    );
+  }
+  return flat;
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** First entry of a colon-separated list of paths, as systemd sets them. */
+function firstPath(value: string | undefined): string | undefined {
+  return value?.split(':').find((p) => p !== '');
+}
+
+/** The state directory used when none is configured. */
+function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  const systemd = firstPath(env.STATE_DIRECTORY);
+  if (systemd !== undefined) return resolve(systemd);
+  // The XDG spec says relative values are invalid and must be ignored.
+  const xdg = env.XDG_STATE_HOME;
+  if (xdg !== undefined && xdg.startsWith('/')) return join(xdg, 'tp-ws');
+  const home = env.HOME !== undefined && env.HOME !== '' ? env.HOME : homedir();
+  return join(home, '.local', 'state', 'tp-ws');
+}
+
+/** Sets `value` at the dotted `key` path of `target`, creating sections. */
+function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let obj = target;
+  for (const part of parts.slice(0, -1)) {
+    obj = (obj[part] ??= {}) as Record<string, unknown>;
+  }
+  obj[parts[parts.length - 1]] = value;
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Builds the configuration from defaults, a JSON file, the environment and
+ * flags (later sources win), validates every key and the cross-key rules,
+ * and returns a deep-frozen `Config`.
+ *
+ * Computed defaults: `stateDir` = `$STATE_DIRECTORY` (first path) else
+ * `$XDG_STATE_HOME/tp-ws` else `~/.local/state/tp-ws`; `store.url` =
+ * `sqlite:<stateDir>/tp-ws.db`; `ingest.socket` =
+ * `$RUNTIME_DIRECTORY/ingest.sock` else `<stateDir>/ingest.sock`. A relative
+ * `stateDir` is resolved against the current directory.
+ *
+ * @param sources - file path, environment (default `process.env`) and flags
+ * @returns the validated, frozen configuration
+ * @throws TpWsError `TPWS_ERR_CONFIG_FILE` when the file cannot be read or is
+ *   not a JSON object; `TPWS_ERR_CONFIG_INVALID` naming the key, its source
+ *   and the rule for any bad value or unknown file key
+ */
+export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
+  const env = sources.env ?? process.env;
+  const flags = sources.flags ?? {};
+  const fileValues = sources.file !== undefined && sources.file !== null ? readConfigFile(sources.file) : new Map<string, unknown>();
+
+  const resolved = new Map<string, Resolved>();
+  for (const spec of SCHEMA) {
+    // Copy array defaults: the result is frozen and must not freeze SCHEMA.
+    const dflt = Array.isArray(spec.default) ? [...(spec.default as readonly string[])] : spec.default;
+    let r: Resolved = { value: dflt, origin: { kind: 'default' } };
+
+    if (fileValues.has(spec.key)) {
+      const origin: Origin = { kind: 'file', file: sources.file as string };
+      const raw = fileValues.get(spec.key);
+      if (raw === null) {
+        if (spec.default !== null) throw invalid(spec, origin, 'must not be null (remove the key to use the default)');
+        r = { value: null, origin };
+      } else {
+        r = { value: parseValue(spec, raw, origin), origin };
+      }
+    }
+
+    const envRaw = env[spec.env];
+    if (envRaw !== undefined) {
+      const origin: Origin = { kind: 'env', name: spec.env };
+      r = { value: parseValue(spec, envRaw, origin), origin };
+    }
+
+    if (spec.flag !== undefined) {
+      const flagRaw = flags[spec.flag] ?? flags[camelCase(spec.flag)];
+      if (flagRaw !== undefined && flagRaw !== null) {
+        const origin: Origin = { kind: 'flag', name: spec.flag };
+        r = { value: parseValue(spec, flagRaw, origin), origin };
+      }
+    }
+    resolved.set(spec.key, r);
+  }
+
+  // Computed defaults, in dependency order: stateDir feeds the other two.
+  const stateDir = resolved.get('stateDir') as Resolved;
+  stateDir.value = stateDir.value === null ? defaultStateDir(env) : resolve(stateDir.value as string);
+  const dir = stateDir.value as string;
+  const storeUrl = resolved.get('store.url') as Resolved;
+  if (storeUrl.value === null) storeUrl.value = `sqlite:${join(dir, 'tp-ws.db')}`;
+  const socket = resolved.get('ingest.socket') as Resolved;
+  if (socket.value === null) {
+    const runtime = firstPath(env.RUNTIME_DIRECTORY);
+    socket.value = join(runtime ?? dir, 'ingest.sock');
+  }
+
+  for (const spec of SCHEMA) {
+    const r = resolved.get(spec.key) as Resolved;
+    if (r.value === null || spec.check === undefined) continue;
+    const broken = spec.check(r.value);
+    if (broken !== null) throw invalid(spec, r.origin, broken, r.value);
+  }
+
+  checkCrossKeys(resolved);
+
+  const cfg: Record<string, unknown> = {};
+  for (const spec of SCHEMA) setPath(cfg, spec.key, (resolved.get(spec.key) as Resolved).value);
+  return deepFreeze(cfg as unknown as Config);
+}
+
+/** Rules that involve two keys; the message names both and their sources. */
+function checkCrossKeys(resolved: ReadonlyMap<string, Resolved>): void {
+  const get = (key: string): Resolved => resolved.get(key) as Resolved;
+  const spec = (key: string): KeySpec => SPEC_BY_KEY.get(key) as KeySpec;
+  const from = (key: string): string => describeOrigin(get(key).origin);
+
+  const msg = get('limits.maxMessageBytes');
+  const frame = get('limits.maxFrameBytes');
+  if ((frame.value as number) < (msg.value as number)) {
+    throw invalid(
+      spec('limits.maxFrameBytes'),
+      frame.origin,
+      `must be ≥ limits.maxMessageBytes (${msg.value as number} from ${from('limits.maxMessageBytes')})`,
+      frame.value,
+    );
+  }
+
+  const ping = get('heartbeat.pingIntervalSec');
+  const pong = get('heartbeat.pongTimeoutSec');
+  if ((pong.value as number) < (ping.value as number)) {
+    throw invalid(
+      spec('heartbeat.pongTimeoutSec'),
+      pong.origin,
+      `must be ≥ heartbeat.pingIntervalSec (${ping.value as number} from ${from('heartbeat.pingIntervalSec')})`,
+      pong.value,
+    );
+  }
+
+  const secret = get('auth.jwt.secret');
+  const secretFile = get('auth.jwt.secretFile');
+  if (secret.value !== null && secretFile.value !== null) {
+    throw new TpWsError(
+      'TPWS_ERR_CONFIG_INVALID',
+      `in auth.jwt.secret (from ${from('auth.jwt.secret')}) and auth.jwt.secretFile (from ${from('auth.jwt.secretFile')}): set only one of them`,
+    );
+  }
+}
+
+/**
+ * `TPWS_*` variables of `env` that no schema key reads, each with a "did you
+ * mean" hint when one is close. Used by `tp-ws check-config --strict`.
+ *
+ * @param env - the environment to scan
+ * @returns the unknown names, sorted, hints included
+ */
+export function findUnknownEnv(env: NodeJS.ProcessEnv): string[] {
+  const known = SCHEMA.map((s) => s.env);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('TPWS_') && !known.includes(name))
+    .sort()
+    .map((name) => name + suggest(name, known));
+}
+
+/** Replaces the password of a `scheme://user:pass@host` URL with `***`. */
+function maskUrlPassword(url: string): string {
+  // Greedy up to the last "@": a password with a raw "@" is still hidden
+  // whole (masking too much is the safe failure).
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:).*@/is, '$1***@');
+}
+
+/**
+ * The configuration as a flat dotted map in schema order, for
+ * `tp-ws print-config`. Secret values that are set become `<redacted>`,
+ * except `store.url`, which stays readable with only the password of a
+ * `mysql://` URL replaced by `***`.
+ *
+ * @param cfg - a loaded configuration
+ * @param opts.showSecrets - print secrets in clear (default false)
+ */
+export function configToPrintable(cfg: Config, opts: { showSecrets?: boolean } = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of SCHEMA) {
+    let value: unknown = cfg;
+    for (const part of spec.key.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
+    if (value === undefined) value = null;
+    if (spec.secret && !opts.showSecrets && value !== null && value !== '') {
+      value = spec.key === 'store.url' ? maskUrlPassword(String(value)) : REDACTED;
+    }
+    out[spec.key] = Array.isArray(value) ? [...value] : value;
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths redacted from every log line. Tokens travel in the upgrade URL
+ * (`?token=`), so URLs are never logged whole: the gateway logs the path only.
+ */
+export const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'reconnect_token',
+  '*.reconnect_token',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.cookie',
+  'headers.authorization',
+];
+
+/**
+ * The pino root logger: NDJSON on stdout (journald collects it), secrets
+ * redacted. Components take `logger.child({ component })`.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'tp-ws' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}
