@@ -1,0 +1,576 @@
+/**
+ * The TeamPass store: the real TeamPass database (MySQL 8 / MariaDB 10.6+)
+ * through a small mysql2 pool, or an empty database given tp-ws's full schema.
+ * Queries follow reference §2.4; the contract is `store.ts`.
+ */
+import { createHash } from 'node:crypto';
+import {
+  createConnection,
+  createPool,
+  type Connection,
+  type ConnectionOptions,
+  type Pool,
+  type PoolConnection,
+  type ResultSetHeader,
+  type RowDataPacket,
+} from 'mysql2/promise';
+import { TpWsError } from '../errors.js';
+import {
+  createdSeconds,
+  loadMigrations,
+  migrationError,
+  sortedUniqueInts,
+  splitStatements,
+  storeError as driverError,
+  toLockHolder,
+  toUser,
+  type LockRow,
+  type UserRow,
+} from './sql-support.js';
+import {
+  PROCESSED,
+  type EventInsert,
+  type EventRow,
+  type LockHolder,
+  type MigrateResult,
+  type Store,
+  type TokenUser,
+  type UserRecord,
+} from './store.js';
+
+/** Where to connect, from a `mysql://` URL. */
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Empty only when parsed with `requireDatabase: false`. */
+  database: string;
+  /** From `?socket=/run/mysqld/mysqld.sock`: connect through a Unix socket instead of TCP. */
+  socketPath?: string;
+}
+
+function urlError(rule: string): TpWsError {
+  // Never echo the URL: it carries the password.
+  return new TpWsError('TPWS_ERR_STORE_URL', `store URL ${rule} (expected mysql://user:pass@host:port/db)`);
+}
+
+/**
+ * Parse `mysql://user:pass@host:port/db[?socket=PATH]`. User, password and
+ * database are percent-decoded; the port defaults to 3306. Throws
+ * `TPWS_ERR_STORE_URL` with a message that never contains the password.
+ */
+export function parseMysqlUrl(url: string, options: { requireDatabase?: boolean } = {}): MysqlTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw urlError('is not a valid URL');
+  }
+  if (u.protocol !== 'mysql:') throw urlError('must start with mysql://');
+  let database: string;
+  let user: string;
+  let password: string;
+  try {
+    database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    user = decodeURIComponent(u.username);
+    password = decodeURIComponent(u.password);
+  } catch {
+    throw urlError('has a malformed %-escape');
+  }
+  if (database.includes('/')) throw urlError('must name a single database');
+  if (!database && options.requireDatabase !== false) throw urlError('must name a database');
+  if (!user) throw urlError('must name a user');
+  let socketPath: string | undefined;
+  for (const [key, value] of u.searchParams) {
+    if (key === 'socket' && value) socketPath = value;
+    else throw urlError(`has an unsupported parameter "${key}" (supported: socket)`);
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host && !socketPath) throw urlError('must name a host');
+  const port = u.port ? Number(u.port) : 3306;
+  return { host: host || 'localhost', port, user, password, database, ...(socketPath ? { socketPath } : {}) };
+}
+
+/** mysql2 options shared by the pool, the lock connection and the test helpers. */
+export function mysqlConnectionOptions(target: MysqlTarget): ConnectionOptions {
+  return {
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    ...(target.database ? { database: target.database } : {}),
+    ...(target.socketPath ? { socketPath: target.socketPath } : {}),
+    charset: 'utf8mb4_unicode_ci',
+    supportBigNumbers: true,
+    // Times leave the server as numbers (UNIX_TIMESTAMP); any other date column stays text.
+    dateStrings: true,
+    enableKeepAlive: true,
+    connectTimeout: 5000,
+  };
+}
+
+export interface MysqlStoreOptions {
+  /** `mysql://user:pass@host:port/db[?socket=PATH]` */
+  url: string;
+  /** Table prefix (TeamPass `DB_PREFIX`), already validated as `[A-Za-z0-9_]{0,32}`. */
+  prefix: string;
+}
+
+/** Migration files whose name contains this apply only to a database without TeamPass. */
+const FULL_ONLY = '_full_';
+/** Rows per multi-row INSERT, and the byte budget of one statement (max_allowed_packet is ≥ 4 MB). */
+const INSERT_CHUNK_ROWS = 500;
+const INSERT_CHUNK_BYTES = 2 * 1024 * 1024;
+/** Ids or tokens per `IN (…)` list. */
+const IN_CHUNK = 1000;
+
+type Queryable = Pick<Connection, 'query'>;
+
+/**
+ * `Store` on MySQL/MariaDB. A pool of 4 connections (each set to
+ * `time_zone = '+00:00'`) serves queries; one more connection, outside the
+ * pool, exists only while this instance holds or seeks the poller lock, a
+ * `GET_LOCK` that the server releases by itself if this process dies.
+ *
+ * All SQL is parameterized; table names are `<prefix><name>` in backticks.
+ */
+export class MysqlStore implements Store {
+  readonly kind = 'mysql' as const;
+  readonly prefix: string;
+  readonly #target: MysqlTarget;
+  readonly #pool: Pool;
+  readonly #lockName: string;
+  #lockConn: Connection | null = null;
+  /** Serializes lock operations, so two overlapping calls never open two lock connections. */
+  #lockChain: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: MysqlStoreOptions) {
+    this.prefix = options.prefix;
+    this.#target = parseMysqlUrl(options.url);
+    this.#pool = createPool({ ...mysqlConnectionOptions(this.#target), connectionLimit: 4, maxIdle: 4, queueLimit: 0 });
+    // TIMESTAMP columns and FROM_UNIXTIME are read and written in the session time zone: pin it to UTC.
+    // The listener receives mysql2's callback connection, whatever the promise typings say.
+    this.#pool.on('connection', (conn: PoolConnection) => {
+      (conn as unknown as { query(sql: string, cb: (err: unknown) => void): void }).query(
+        "SET time_zone = '+00:00'",
+        () => undefined,
+      );
+    });
+    // GET_LOCK names are limited to 64 characters on MySQL; hash long ones.
+    const name = `tpws_poller_${this.#target.database}_${this.prefix}`;
+    this.#lockName = name.length <= 64 ? name : `tpws_poller_${createHash('sha1').update(name).digest('hex')}`;
+  }
+
+  /** `<prefix><name>` in backticks. */
+  #t(name: string): string {
+    return `\`${this.prefix}${name}\``;
+  }
+
+  async #q<T = RowDataPacket[]>(op: string, sql: string, params: unknown[] = [], via: Queryable = this.#pool): Promise<T> {
+    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `mysql store: ${op} after close()`);
+    try {
+      const [rows] = await via.query(sql, params);
+      return rows as T;
+    } catch (err) {
+      throw storeError(op, err);
+    }
+  }
+
+  async migrate(): Promise<MigrateResult> {
+    const files = loadMigrations('mysql', this.prefix);
+    let conn: PoolConnection;
+    try {
+      conn = await this.#pool.getConnection();
+    } catch (err) {
+      throw storeError('migrate', err);
+    }
+    try {
+      const done = new Set<string>();
+      if (await this.#tableExists(conn, 'tpws_migrations')) {
+        const rows = await this.#q<{ name: string }[]>('migrate', `SELECT name FROM ${this.#t('tpws_migrations')}`, [], conn);
+        for (const r of rows) done.add(r.name);
+      }
+      // An empty database gets the full schema; a TeamPass one only our additions. Once the
+      // full schema went in, `users` exists but the database stays a `full` one.
+      const full = [...done].some((n) => n.includes(FULL_ONLY)) || !(await this.#tableExists(conn, 'users'));
+      const applied: string[] = [];
+      for (const file of files) {
+        if (done.has(file.name) || (file.name.includes(FULL_ONLY) && !full)) continue;
+        // MySQL commits each DDL statement: a failure stops here, with the earlier ones applied.
+        for (const stmt of splitStatements(file.sql)) {
+          try {
+            await conn.query(stmt);
+          } catch (err) {
+            throw migrationError('mysql', file.name, scrub(err));
+          }
+        }
+        await this.#q('migrate', `INSERT IGNORE INTO ${this.#t('tpws_migrations')} (name) VALUES (?)`, [file.name], conn);
+        applied.push(file.name);
+      }
+      await this.#ensureEventUuid(conn);
+      return { applied, mode: full ? 'full' : 'teampass' };
+    } finally {
+      conn.release();
+    }
+  }
+
+  async #tableExists(conn: Queryable, name: string): Promise<boolean> {
+    const rows = await this.#q<{ n: number }[]>(
+      'migrate',
+      'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+      [this.prefix + name],
+      conn,
+    );
+    return Number(rows[0]?.n) > 0;
+  }
+
+  /**
+   * The one change to a TeamPass table: a nullable `event_uuid` with a unique index,
+   * checked through information_schema so that it runs on MySQL 8 as on MariaDB.
+   */
+  async #ensureEventUuid(conn: Queryable): Promise<void> {
+    const table = this.prefix + 'websocket_events';
+    const cols = await this.#q<{ n: number }[]>(
+      'migrate',
+      `SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+       WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'event_uuid'`,
+      [table],
+      conn,
+    );
+    const step = async (sql: string) => {
+      try {
+        await conn.query(sql);
+      } catch (err) {
+        throw migrationError('mysql', 'event_uuid', scrub(err));
+      }
+    };
+    if (Number(cols[0]?.n) === 0) {
+      await step(`ALTER TABLE ${this.#t('websocket_events')} ADD COLUMN \`event_uuid\` VARCHAR(64) NULL DEFAULT NULL`);
+    }
+    const idx = await this.#q<{ non_unique: number }[]>(
+      'migrate',
+      `SELECT NON_UNIQUE AS non_unique FROM information_schema.STATISTICS
+       WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = 'idx_event_uuid'`,
+      [table],
+      conn,
+    );
+    if (idx.length === 0) {
+      await step(`ALTER TABLE ${this.#t('websocket_events')} ADD UNIQUE INDEX \`idx_event_uuid\` (\`event_uuid\`)`);
+    } else if (idx.some((r) => Number(r.non_unique) !== 0)) {
+      // Without uniqueness the journal would duplicate rows instead of marking them.
+      throw new TpWsError('TPWS_ERR_MIGRATION', `mysql migration: index idx_event_uuid on ${table} exists but is not UNIQUE`);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#q('ping', 'SELECT 1');
+  }
+
+  async findTokenUser(token: string): Promise<TokenUser | null> {
+    // Reference §2.4 query 1.
+    const rows = await this.#q<(UserRow & { expires_ts: number | string })[]>(
+      'findTokenUser',
+      `SELECT u.id, u.login, u.name, u.lastname, u.admin, u.disabled, UNIX_TIMESTAMP(wt.expires_at) AS expires_ts
+       FROM ${this.#t('websocket_tokens')} wt JOIN ${this.#t('users')} u ON wt.user_id = u.id
+       WHERE wt.token = ? AND wt.expires_at > NOW() AND u.disabled = 0 LIMIT 1`,
+      [token],
+    );
+    const row = rows[0];
+    return row ? { user: toUser(row), expiresAt: Number(row.expires_ts) * 1000 } : null;
+  }
+
+  async findUser(userId: number): Promise<UserRecord | null> {
+    const rows = await this.#q<UserRow[]>(
+      'findUser',
+      `SELECT id, login, name, lastname, admin, disabled FROM ${this.#t('users')} WHERE id = ? AND disabled = 0`,
+      [userId],
+    );
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async accessibleFolders(userId: number): Promise<number[]> {
+    // Reference §2.4 steps 2-4: direct grants ∪ every folder of the user's roles, no `type` filter.
+    const rows = await this.#q<{ f: number | string }[]>(
+      'accessibleFolders',
+      `SELECT group_id AS f FROM ${this.#t('users_groups')} WHERE user_id = ?
+       UNION
+       SELECT rv.folder_id FROM ${this.#t('roles_values')} rv
+         JOIN ${this.#t('users_roles')} ur ON rv.role_id = ur.role_id WHERE ur.user_id = ?`,
+      [userId, userId],
+    );
+    return sortedUniqueInts(rows.map((r) => r.f));
+  }
+
+  async insertToken(userId: number, token: string, ttlSec: number): Promise<void> {
+    await this.#q(
+      'insertToken',
+      `INSERT INTO ${this.#t('websocket_tokens')} (user_id, token, expires_at, used)
+       VALUES (?, ?, DATE_ADD(NOW(), INTERVAL ? SECOND), 0)`,
+      [userId, token, Math.trunc(ttlSec)],
+    );
+  }
+
+  async extendTokens(tokens: readonly string[], ttlSec: number): Promise<void> {
+    for (const chunk of chunks(tokens, IN_CHUNK)) {
+      // GREATEST: extending never shortens a token that already lives longer.
+      await this.#q(
+        'extendTokens',
+        `UPDATE ${this.#t('websocket_tokens')}
+         SET expires_at = GREATEST(expires_at, DATE_ADD(NOW(), INTERVAL ? SECOND)) WHERE token IN (?)`,
+        [Math.trunc(ttlSec), chunk],
+      );
+    }
+  }
+
+  async getMisc(key: string): Promise<string | null> {
+    const rows = await this.#q<{ valeur: string | null }[]>(
+      'getMisc',
+      `SELECT valeur FROM ${this.#t('misc')} WHERE intitule = ? ORDER BY increment_id LIMIT 1`,
+      [key],
+    );
+    return rows[0] ? rows[0].valeur : null;
+  }
+
+  async lockedItems(folderId: number, exceptUserId: number, timeoutSec: number): Promise<LockHolder[]> {
+    // id_tree is varchar(10): compare with a string so the comparison stays a string one.
+    const rows = await this.#q<LockRow[]>(
+      'lockedItems',
+      `SELECT ie.item_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
+       FROM ${this.#t('items_edition')} ie
+         JOIN ${this.#t('items')} i ON ie.item_id = i.id
+         JOIN ${this.#t('users')} u ON ie.user_id = u.id
+       WHERE i.id_tree = ? AND ie.timestamp >= UNIX_TIMESTAMP() - ? AND ie.user_id <> ?
+       ORDER BY ie.item_id`,
+      [String(folderId), timeoutSec, exceptUserId],
+    );
+    return rows.map(toLockHolder);
+  }
+
+  async lockedKbs(exceptUserId: number, timeoutSec: number): Promise<LockHolder[]> {
+    const rows = await this.#q<LockRow[]>(
+      'lockedKbs',
+      `SELECT ke.kb_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
+       FROM ${this.#t('kb_edition')} ke
+         JOIN ${this.#t('kb')} k ON ke.kb_id = k.id
+         JOIN ${this.#t('users')} u ON ke.user_id = u.id
+       WHERE k.deleted_at IS NULL AND ke.timestamp >= UNIX_TIMESTAMP() - ? AND ke.user_id <> ?
+       ORDER BY ke.kb_id`,
+      [timeoutSec, exceptUserId],
+    );
+    return rows.map(toLockHolder);
+  }
+
+  async journalEvents(events: readonly EventInsert[]): Promise<void> {
+    if (events.length === 0) return;
+    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: journalEvents after close()');
+    let conn: PoolConnection | undefined;
+    try {
+      conn = await this.#pool.getConnection();
+      await conn.beginTransaction();
+      for (const batch of byteChunks(events)) {
+        const params: unknown[] = [];
+        for (const e of batch) params.push(e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e));
+        const row = `(?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, NOW())`;
+        // A duplicate event_uuid is not inserted again. A row still pending (the emitter's
+        // fallback insert) was delivered by the socket: mark it. processed_at is assigned
+        // first because MySQL evaluates the SET list left to right on the updated row.
+        await conn.query(
+          `INSERT INTO ${this.#t('websocket_events')}
+             (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
+           VALUES ${batch.map(() => row).join(', ')}
+           ON DUPLICATE KEY UPDATE
+             processed_at = IF(processed = ${PROCESSED.PENDING}, NOW(), processed_at),
+             processed = IF(processed = ${PROCESSED.PENDING}, ${PROCESSED.DELIVERED}, processed)`,
+          params,
+        );
+      }
+      await conn.commit();
+    } catch (err) {
+      await conn?.rollback().catch(() => undefined);
+      throw storeError('journalEvents', err);
+    } finally {
+      conn?.release();
+    }
+  }
+
+  async insertPendingEvent(event: EventInsert): Promise<number> {
+    const res = await this.#q<ResultSetHeader>(
+      'insertPendingEvent',
+      `INSERT INTO ${this.#t('websocket_events')}
+         (event_uuid, event_type, target_type, target_id, payload, created_at, processed)
+       VALUES (?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ${PROCESSED.PENDING})`,
+      [event.eventUuid, event.eventType, event.targetType, event.targetId, event.payload, createdSeconds(event)],
+    );
+    return Number(res.insertId);
+  }
+
+  async fetchPending(limit: number): Promise<EventRow[]> {
+    // No FOR UPDATE: the poller lock guarantees a single reader.
+    const rows = await this.#q<PendingRow[]>(
+      'fetchPending',
+      `SELECT id, event_uuid, event_type, target_type, target_id, payload,
+              UNIX_TIMESTAMP(created_at) AS created, UNIX_TIMESTAMP() AS now_ts
+       FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
+      [Math.trunc(limit)],
+    );
+    return rows.map((r) => ({
+      rowId: Number(r.id),
+      eventUuid: r.event_uuid ?? null,
+      eventType: r.event_type,
+      targetType: r.target_type,
+      targetId: r.target_id === null ? null : Number(r.target_id),
+      payload: payloadText(r.payload),
+      createdAt: Number(r.created) * 1000,
+      readAt: Number(r.now_ts) * 1000,
+    }));
+  }
+
+  async markProcessed(rowIds: readonly number[], status: number): Promise<void> {
+    for (const chunk of chunks(rowIds, IN_CHUNK)) {
+      await this.#q(
+        'markProcessed',
+        `UPDATE ${this.#t('websocket_events')} SET processed = ?, processed_at = NOW() WHERE id IN (?)`,
+        [status, chunk],
+      );
+    }
+  }
+
+  async deleteOldEvents(hours: number): Promise<number> {
+    const res = await this.#q<ResultSetHeader>(
+      'deleteOldEvents',
+      `DELETE FROM ${this.#t('websocket_events')}
+       WHERE processed <> ${PROCESSED.PENDING} AND processed_at < DATE_SUB(NOW(), INTERVAL ? HOUR)`,
+      [hours],
+    );
+    return res.affectedRows;
+  }
+
+  async deleteExpiredTokens(): Promise<number> {
+    const res = await this.#q<ResultSetHeader>(
+      'deleteExpiredTokens',
+      `DELETE FROM ${this.#t('websocket_tokens')} WHERE expires_at < NOW()`,
+    );
+    return res.affectedRows;
+  }
+
+  acquirePollerLock(): Promise<boolean> {
+    return this.#serialLock(async () => {
+      if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: acquirePollerLock after close()');
+      if (this.#lockConn) {
+        try {
+          return await this.#tryLock(this.#lockConn);
+        } catch {
+          // The lock connection died (server restart, network): the server dropped the lock
+          // with it. Start over on a fresh connection.
+          this.#dropLockConn();
+        }
+      }
+      let conn: Connection;
+      try {
+        conn = await createConnection(mysqlConnectionOptions(this.#target));
+      } catch (err) {
+        throw storeError('acquirePollerLock', err);
+      }
+      // An idle connection that breaks emits 'error'; without a listener that would crash the process.
+      conn.on('error', () => {
+        if (this.#lockConn === conn) this.#dropLockConn();
+      });
+      this.#lockConn = conn;
+      try {
+        return await this.#tryLock(conn);
+      } catch (err) {
+        this.#dropLockConn();
+        throw storeError('acquirePollerLock', err);
+      }
+    });
+  }
+
+  /** True when `conn` holds the lock: already ours (still alive), or just taken with GET_LOCK. */
+  async #tryLock(conn: Connection): Promise<boolean> {
+    const [held] = await conn.query<RowDataPacket[]>('SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine', [this.#lockName]);
+    if (Number(held[0]?.mine) === 1) return true;
+    const [got] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS got', [this.#lockName]);
+    return Number(got[0]?.got) === 1;
+  }
+
+  releasePollerLock(): Promise<void> {
+    return this.#serialLock(async () => {
+      const conn = this.#lockConn;
+      if (!conn) return;
+      this.#lockConn = null;
+      // Closing the session releases the lock; RELEASE_LOCK first makes it immediate for the next owner.
+      await conn.query('SELECT RELEASE_LOCK(?)', [this.#lockName]).catch(() => undefined);
+      await conn.end().catch(() => conn.destroy());
+    });
+  }
+
+  #dropLockConn(): void {
+    const conn = this.#lockConn;
+    this.#lockConn = null;
+    conn?.destroy();
+  }
+
+  #serialLock<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#lockChain.then(fn, fn);
+    this.#lockChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.releasePollerLock();
+    this.#closed = true;
+    await this.#pool.end().catch(() => undefined);
+  }
+}
+
+interface PendingRow {
+  id: number | string;
+  event_uuid: string | null;
+  event_type: string;
+  target_type: string;
+  target_id: number | string | null;
+  payload: unknown;
+  created: number | string;
+  now_ts: number | string;
+}
+
+/** MariaDB returns JSON columns as text; MySQL's JSON type comes back parsed. The poller wants text. */
+function payloadText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return JSON.stringify(v);
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+/** Batches of events that keep one INSERT under both the row and the byte budget. */
+function* byteChunks(events: readonly EventInsert[]): Generator<EventInsert[]> {
+  let batch: EventInsert[] = [];
+  let bytes = 0;
+  for (const e of events) {
+    const size = Buffer.byteLength(e.payload) + 256;
+    if (batch.length > 0 && (batch.length >= INSERT_CHUNK_ROWS || bytes + size > INSERT_CHUNK_BYTES)) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(e);
+    bytes += size;
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/** mysql2 puts the full SQL text, values included, on query errors: drop it before it can reach a log. */
+function scrub(err: unknown): unknown {
+  if (err && typeof err === 'object' && 'sql' in err) delete (err as { sql?: unknown }).sql;
+  return err;
+}
+
+function storeError(op: string, err: unknown): TpWsError {
+  return driverError('mysql', op, scrub(err));
+}

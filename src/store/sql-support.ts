@@ -1,0 +1,125 @@
+/**
+ * What `SqliteStore` and `MysqlStore` share: reading the numbered SQL files of
+ * `migrations/<dialect>/`, mapping rows to the `Store` types, and wrapping
+ * driver errors. No driver is imported here, so neither store loads the other's.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TpWsError } from '../errors.js';
+import type { EventInsert, LockHolder, UserRecord } from './store.js';
+
+/**
+ * The repository's `migrations/` folder. This file compiles to `dist/store/`, and
+ * vitest runs it from `src/store/`: two levels up is the package root either way.
+ */
+const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
+
+export interface MigrationFile {
+  /** File name, e.g. `001_schema.sql`; the key recorded in `<prefix>tpws_migrations`. */
+  name: string;
+  /** SQL text with `{{prefix}}` already replaced. */
+  sql: string;
+}
+
+/** The `.sql` files of one dialect folder, in name order, with the table prefix substituted. */
+export function loadMigrations(dialect: 'sqlite' | 'mysql', prefix: string): MigrationFile[] {
+  const dir = new URL(`${dialect}/`, MIGRATIONS_DIR);
+  return readdirSync(fileURLToPath(dir))
+    .filter((name) => name.endsWith('.sql'))
+    .sort()
+    .map((name) => ({ name, sql: readFileSync(new URL(name, dir), 'utf8').replaceAll('{{prefix}}', prefix) }));
+}
+
+/**
+ * Split a migration into statements: a statement ends with `;` at the end of a
+ * line (our files' convention, so a `;` inside a string or comment mid-line is
+ * safe). Whole-line `--` comments and blank statements are dropped.
+ */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let current: string[] = [];
+  for (const line of sql.split(/\r?\n/)) {
+    if (/^\s*--/.test(line)) continue;
+    current.push(line);
+    if (/;\s*$/.test(line)) {
+      const stmt = current.join('\n').trim().replace(/;$/, '').trim();
+      if (stmt) out.push(stmt);
+      current = [];
+    }
+  }
+  const rest = current.join('\n').trim();
+  if (rest) out.push(rest);
+  return out;
+}
+
+// --- row mapping shared by both stores -------------------------------------
+
+/** The `users` columns both stores select for a `UserRecord`. */
+export interface UserRow {
+  id: number | string;
+  login: string;
+  name: string | null;
+  lastname: string | null;
+  admin: number | string;
+  disabled: number | string;
+}
+
+export function toUser(r: UserRow): UserRecord {
+  return {
+    id: Number(r.id),
+    login: r.login,
+    name: r.name,
+    lastname: r.lastname,
+    // TeamPass compares `admin === '1'` on its string rows (reference §2.4 step 6).
+    isAdmin: Number(r.admin) === 1,
+    disabled: Number(r.disabled) === 1,
+  };
+}
+
+/** Columns of the lock queries (reference §2.4, subscribe to folder / kb). */
+export interface LockRow {
+  id: number | string;
+  user_login: string;
+  user_name: string | null;
+  user_lastname: string | null;
+}
+
+export function toLockHolder(r: LockRow): LockHolder {
+  return { id: Number(r.id), userLogin: r.user_login, userName: r.user_name, userLastname: r.user_lastname };
+}
+
+/** Sorted, de-duplicated integers from driver values (numbers or numeric strings). */
+export function sortedUniqueInts(values: readonly (number | string)[]): number[] {
+  return [...new Set(values.map(Number).filter(Number.isInteger))].sort((a, b) => a - b);
+}
+
+/** `createdAt` (epoch ms) as whole seconds, TeamPass's TIMESTAMP resolution; null when absent. */
+export function createdSeconds(e: EventInsert): number | null {
+  return e.createdAt === undefined ? null : Math.floor(e.createdAt / 1000);
+}
+
+/** A driver error's code (`SQLITE_BUSY`, `ECONNREFUSED`, `ER_NO_SUCH_TABLE`…), never its SQL or values. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown error';
+}
+
+/**
+ * Wrap a driver failure as `TPWS_ERR_STORE_UNAVAILABLE`. The message names the
+ * operation and the driver's error code only: driver messages can quote SQL
+ * values (a token in a duplicate-key message), so they stay in `cause`.
+ */
+export function storeError(kind: 'sqlite' | 'mysql', op: string, err: unknown): TpWsError {
+  if (err instanceof TpWsError) return err;
+  return new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `${kind} store: ${op} failed (${errorCode(err)})`, { cause: err });
+}
+
+/**
+ * A failed migration file. Unlike `storeError`, the driver message is kept: DDL
+ * carries no secrets, and the operator needs to see what the server refused.
+ */
+export function migrationError(kind: 'sqlite' | 'mysql', file: string, err: unknown): TpWsError {
+  if (err instanceof TpWsError) return err;
+  const detail = err instanceof Error ? `${errorCode(err)}: ${err.message}` : errorCode(err);
+  return new TpWsError('TPWS_ERR_MIGRATION', `${kind} migration ${file} failed (${detail})`, { cause: err });
+}

@@ -1,0 +1,139 @@
+/**
+ * The one storage interface. Two implementations hold the TeamPass-shaped
+ * tables: `SqliteStore` (embedded default, no server needed) and `MysqlStore`
+ * (mysql2, a real TeamPass database). Nothing above this file knows which one
+ * it talks to.
+ *
+ * Contracts shared by both implementations:
+ * - every table name is `<tablePrefix><name>`;
+ * - times that TeamPass compares with `NOW()` (token expiry, `processed_at`) are
+ *   computed by the database itself, never from the daemon's clock;
+ * - methods reject with `TpWsError('TPWS_ERR_STORE_UNAVAILABLE')` when the
+ *   database cannot be reached; callers retry or degrade, they never crash.
+ */
+
+/** A user as the auth layer needs it. */
+export interface UserRecord {
+  id: number;
+  login: string;
+  name: string | null;
+  lastname: string | null;
+  isAdmin: boolean;
+  disabled: boolean;
+}
+
+/** A `websocket_tokens` row joined to its (enabled) user. */
+export interface TokenUser {
+  user: UserRecord;
+  /** When the token expires, as epoch milliseconds (from the database clock). */
+  expiresAt: number;
+}
+
+/** An item or KB edit lock held by another user. */
+export interface LockHolder {
+  /** item_id for item locks, kb_id for KB locks. */
+  id: number;
+  userLogin: string;
+  userName: string | null;
+  userLastname: string | null;
+}
+
+/** Values of `websocket_events.processed`. 0 and 1 are TeamPass's; 2 and 3 are tp-ws's. */
+export const PROCESSED = {
+  PENDING: 0,
+  DELIVERED: 1,
+  REJECTED: 2,
+  EXPIRED: 3,
+} as const;
+
+/** A `websocket_events` row as read by the poller. Payload stays raw text: the caller validates. */
+export interface EventRow {
+  rowId: number;
+  eventUuid: string | null;
+  eventType: string;
+  targetType: string;
+  targetId: number | null;
+  payload: string;
+  /** epoch ms (second resolution, TeamPass's TIMESTAMP column). */
+  createdAt: number;
+  /** Database clock at read time, epoch ms — ages are computed against it, not the daemon clock. */
+  readAt: number;
+}
+
+/** An event to be written to `websocket_events` (journal or emitter fallback). */
+export interface EventInsert {
+  eventUuid: string;
+  eventType: string;
+  targetType: string;
+  targetId: number | null;
+  /** Payload JSON text, written as is. */
+  payload: string;
+  /** epoch ms; the database default (now) when absent. */
+  createdAt?: number;
+}
+
+export interface MigrateResult {
+  /** Names of the migration files applied in this run (empty when already up to date). */
+  applied: string[];
+  /** `full` when the whole schema was created, `teampass` when an existing TeamPass DB was extended. */
+  mode: 'full' | 'teampass';
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'mysql';
+  /** Table prefix in use. */
+  readonly prefix: string;
+
+  /** Create or upgrade the schema; idempotent. */
+  migrate(): Promise<MigrateResult>;
+  /** Cheap round trip; rejects when the database is unreachable. */
+  ping(): Promise<void>;
+
+  // --- authentication (reference §2.4) -------------------------------------
+  /** The unexpired token's enabled user, or null. */
+  findTokenUser(token: string): Promise<TokenUser | null>;
+  /** An enabled user by id, or null. */
+  findUser(userId: number): Promise<UserRecord | null>;
+  /** users_groups ∪ folders of the user's roles (roles_values), sorted, unique. */
+  accessibleFolders(userId: number): Promise<number[]>;
+  /** Insert a token valid for `ttlSec` from the database's now. */
+  insertToken(userId: number, token: string, ttlSec: number): Promise<void>;
+  /** Push the expiry of these tokens to now + `ttlSec` (keeps reconnect tokens of open sockets alive). */
+  extendTokens(tokens: readonly string[], ttlSec: number): Promise<void>;
+  /** `misc.valeur` by `intitule`, or null. */
+  getMisc(key: string): Promise<string | null>;
+
+  // --- TeamPass edit locks -------------------------------------------------
+  /** Item locks in a folder fresher than `timeoutSec`, held by users other than `exceptUserId`. */
+  lockedItems(folderId: number, exceptUserId: number, timeoutSec: number): Promise<LockHolder[]>;
+  /** KB locks on non-deleted articles fresher than `timeoutSec`, held by others. */
+  lockedKbs(exceptUserId: number, timeoutSec: number): Promise<LockHolder[]>;
+
+  // --- events table ----------------------------------------------------------
+  /**
+   * Journal: insert rows with `processed = 1`. A row whose `event_uuid` already
+   * exists is not duplicated; it is marked processed instead.
+   */
+  journalEvents(events: readonly EventInsert[]): Promise<void>;
+  /** Fallback inbox: insert one row with `processed = 0` (what an emitter does when the socket is down). */
+  insertPendingEvent(event: EventInsert): Promise<number>;
+  /** Up to `limit` rows with `processed = 0`, oldest id first. */
+  fetchPending(limit: number): Promise<EventRow[]>;
+  /** Set `processed = status, processed_at = now` on these row ids. */
+  markProcessed(rowIds: readonly number[], status: number): Promise<void>;
+  /** Delete processed (non-zero) rows whose processed_at is older than `hours`; returns the count. */
+  deleteOldEvents(hours: number): Promise<number>;
+  /** Delete expired tokens; returns the count. */
+  deleteExpiredTokens(): Promise<number>;
+
+  /**
+   * Try to become the only poller of this events table. Returns true when held.
+   * MySQL: `GET_LOCK` on a connection kept for the lock (released by the server
+   * if that connection dies). SQLite: a lease row that expires 15 s after the
+   * last call, so the holder must call this again within 15 s (each call renews).
+   */
+  acquirePollerLock(): Promise<boolean>;
+  releasePollerLock(): Promise<void>;
+
+  close(): Promise<void>;
+}
