@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { mintJwt } from '../auth/jwt.js';
+import { resolveJwtKey } from '../auth/jwt-key.js';
+import type { Config } from '../config/schema.js';
+import { TpWsError } from '../errors.js';
+
+export interface TokenFlags {
+  user?: string;
+  login?: string;
+  name?: string;
+  admin?: boolean;
+  folders?: string;
+  ttl?: string;
+}
+
+/** Options shared by `token` and `tail`: who the token is for. */
+export function addTokenOptions(cmd: Command): Command {
+  return cmd
+    .option('--user <id>', 'user id (the JWT user claim)')
+    .option('--login <login>', 'login claim')
+    .option('--name <name>', 'display-name claim')
+    .option('--admin', 'set the admin claim')
+    .option('--folders <ids>', 'comma-separated accessible folder ids')
+    .option('--ttl <seconds>', 'token lifetime in seconds (default 3600)');
+}
+
+function positiveInt(v: string | undefined, flag: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (v === undefined || !/^[0-9]{1,10}$/.test(v) || Number(v) < 1) {
+    throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${flag}: must be a positive integer`);
+  }
+  return Number(v);
+}
+
+/** Mint a JWT for the flags' user (the development secret is created on first use). */
+export async function mintFromFlags(cfg: Readonly<Config>, f: TokenFlags): Promise<string> {
+  const userId = positiveInt(f.user, '--user');
+  const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => positiveInt(s.trim(), '--folders'));
+  const key = resolveJwtKey(cfg, true);
+  if (key.kind !== 'secret') throw new TpWsError('TPWS_ERR_CONFIG_INVALID', 'in auth.jwt: tp-ws token needs an HS256 secret; sign RS256/ES256 tokens with your private key');
+  return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: positiveInt(f.ttl, '--ttl', 3600) });
+}
+
+export async function runToken(cfg: Readonly<Config>, f: TokenFlags): Promise<void> {
+  process.stdout.write((await mintFromFlags(cfg, f)) + '\n');
+}

@@ -1,0 +1,49 @@
+import { Command } from 'commander';
+import { isTpWsError } from '../errors.js';
+import { addConfigOptions, loadConfigFromCommand, registerConfigCommands } from './config-commands.js';
+import { runServe } from './serve.js';
+import { runToken, addTokenOptions } from './token.js';
+import { runTail } from './tail.js';
+import { runMigrate } from './migrate.js';
+import { VERSION } from '../version.js';
+
+/**
+ * Builds the `tp-ws` program and runs it on `argv`. Errors with a tp-ws code
+ * are printed as one line (`TPWS_ERR_…: message`) with exit code 2; anything
+ * else is a bug and prints its stack.
+ */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('tp-ws')
+    .description('Real-time event bridge for PHP applications (TeamPass-compatible WebSocket daemon)')
+    .version(VERSION)
+    .showHelpAfterError();
+
+  addConfigOptions(program.command('serve').description('run the daemon (WebSocket gateway, ingest socket, table poller)'))
+    .action(async (opts) => runServe(loadConfigFromCommand(opts)));
+
+  addConfigOptions(program.command('migrate').description('create or upgrade the schema of the store (idempotent)'))
+    .action(async (opts) => runMigrate(loadConfigFromCommand(opts)));
+
+  addTokenOptions(addConfigOptions(program.command('token').description('print a JWT for a user, signed with the configured (or development) HS256 secret')))
+    .action(async (opts) => runToken(loadConfigFromCommand(opts), opts));
+
+  addTokenOptions(addConfigOptions(program.command('tail').description('connect as a client and print every message received')))
+    .option('--url <url>', 'WebSocket URL (default: ws://<server.host>:<server.port>/ws)')
+    .option('--token <token>', 'token to connect with (default: a JWT minted for --user)')
+    .option('--folder <id...>', 'subscribe to these folders after connecting')
+    .option('--kb', 'subscribe to the knowledge-base channel')
+    .action(async (opts) => runTail(loadConfigFromCommand(opts), opts));
+
+  registerConfigCommands(program);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (isTpWsError(err)) {
+      process.stderr.write(`${err.code}: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

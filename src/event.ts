@@ -1,0 +1,123 @@
+/**
+ * The one event shape (design §2), shared by the ingest socket, the table
+ * poller, the CLI and the journal, and its validation. Pure: no I/O.
+ */
+
+export const TARGET_TYPES = ['user', 'folder', 'kb', 'broadcast'] as const;
+export type TargetType = (typeof TARGET_TYPES)[number];
+
+export interface BridgeEvent {
+  /** Event id, the dedup key; stored in `event_uuid`. */
+  id: string;
+  eventType: string;
+  targetType: TargetType;
+  /** user id or folder id; null for kb and broadcast. */
+  targetId: number | null;
+  payload: Record<string, unknown>;
+  /** Payload as JSON text, encoded once (the journal writes it, fan-out embeds it). */
+  payloadJson: string;
+  excludeUserId: number | null;
+  /** epoch ms */
+  createdAt: number;
+}
+
+export const EVENT_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+const INT_MAX = 4294967295; // INT UNSIGNED, TeamPass's column type
+
+export interface EventLimits {
+  maxPayloadBytes: number;
+}
+
+/** A validation failure: which field, which rule. Never carries the value itself. */
+export class EventInvalid extends Error {
+  constructor(readonly field: string, readonly rule: string) {
+    super(`${field}: ${rule}`);
+    this.name = 'EventInvalid';
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function positiveInt(v: unknown, field: string): number {
+  if (typeof v === 'string' && /^[0-9]{1,10}$/.test(v)) v = Number(v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > INT_MAX) {
+    throw new EventInvalid(field, `must be an integer from 1 to ${INT_MAX}`);
+  }
+  return v;
+}
+
+/**
+ * Validate an event as received from a sender (socket frame or CLI). Accepts
+ * the wire names of design §2 (`event_type`, `target_type`, `target_id`,
+ * `payload`, `exclude_user_id`, `id`, `created_at`). `newId` supplies an id
+ * when the sender gave none. Throws `EventInvalid` naming the field.
+ *
+ * TeamPass keeps `exclude_user_id` inside the payload too (reference §2.5);
+ * when only the payload carries it, it is honoured as well.
+ */
+export function parseEvent(input: unknown, limits: EventLimits, newId: () => string, now = Date.now()): BridgeEvent {
+  if (!isPlainObject(input)) throw new EventInvalid('event', 'must be a JSON object');
+
+  let id: string;
+  if (input.id === undefined || input.id === null) id = newId();
+  else if (typeof input.id !== 'string' || !EVENT_ID_RE.test(input.id)) {
+    throw new EventInvalid('id', 'must be 1-64 characters of [A-Za-z0-9._:-]');
+  } else id = input.id;
+
+  const eventType = input.event_type;
+  if (typeof eventType !== 'string' || eventType.length < 1 || eventType.length > 50 || !/^[\x21-\x7e]+$/.test(eventType)) {
+    throw new EventInvalid('event_type', 'must be a string of 1-50 printable ASCII characters');
+  }
+
+  const targetType = input.target_type;
+  if (typeof targetType !== 'string' || !(TARGET_TYPES as readonly string[]).includes(targetType)) {
+    throw new EventInvalid('target_type', `must be one of ${TARGET_TYPES.join(', ')}`);
+  }
+
+  let targetId: number | null = null;
+  if (targetType === 'user' || targetType === 'folder') {
+    targetId = positiveInt(input.target_id, 'target_id');
+  } else if (input.target_id !== undefined && input.target_id !== null) {
+    // kb and broadcast ignore target_id (TeamPass stores NULL); accept a stray value but drop it.
+    targetId = null;
+  }
+
+  let payload: Record<string, unknown>;
+  if (input.payload === undefined || input.payload === null) payload = {};
+  else if (!isPlainObject(input.payload)) throw new EventInvalid('payload', 'must be a JSON object');
+  else payload = input.payload;
+
+  let excludeUserId: number | null = null;
+  if (input.exclude_user_id !== undefined && input.exclude_user_id !== null) {
+    excludeUserId = positiveInt(input.exclude_user_id, 'exclude_user_id');
+  } else if (payload.exclude_user_id !== undefined && payload.exclude_user_id !== null) {
+    excludeUserId = positiveInt(payload.exclude_user_id, 'payload.exclude_user_id');
+  }
+  // TeamPass's client sees exclude_user_id inside data (reference §4.3); keep the two in step.
+  if (excludeUserId !== null && payload.exclude_user_id !== excludeUserId) {
+    payload = { ...payload, exclude_user_id: excludeUserId };
+  }
+
+  let createdAt = now;
+  if (input.created_at !== undefined && input.created_at !== null) {
+    const c = input.created_at;
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > 8.64e15) {
+      throw new EventInvalid('created_at', 'must be milliseconds since the epoch');
+    }
+    createdAt = c;
+  }
+
+  let payloadJson: string;
+  try {
+    payloadJson = JSON.stringify(payload);
+  } catch {
+    throw new EventInvalid('payload', 'must be encodable as JSON');
+  }
+  if (Buffer.byteLength(payloadJson) > limits.maxPayloadBytes) {
+    throw new EventInvalid('payload', `must be at most ${limits.maxPayloadBytes} bytes encoded`);
+  }
+
+  return { id, eventType, targetType: targetType as TargetType, targetId, payload, payloadJson, excludeUserId, createdAt };
+}

@@ -1,0 +1,138 @@
+import type { TargetType } from '../event.js';
+import type { Session } from './session.js';
+
+/** What the hub needs of an event to route it. */
+export interface RoutedEvent {
+  targetType: TargetType;
+  targetId: number | null;
+  excludeUserId: number | null;
+}
+
+export interface HubStats {
+  total_connections: number;
+  unique_users: number;
+  folder_subscriptions: number;
+  kb_subscriptions: number;
+}
+
+/**
+ * Who is connected and subscribed to what, and the routing of an event to
+ * sessions (reference §5, docs/protocol.md §Routing):
+ * - `user`   → every socket of `target_id` (exclude_user_id not applied, as TeamPass);
+ * - `folder` → current subscribers of `target_id`, minus `exclude_user_id`;
+ * - `kb`     → KB subscribers, minus `exclude_user_id`;
+ * - `broadcast` → every socket, minus `exclude_user_id`.
+ * The caller encodes the message once and hands the same buffer to `deliver`.
+ * The hub does not log (its owner does).
+ */
+export class Hub {
+  private readonly sessions = new Set<Session>();
+  private readonly byUser = new Map<number, Set<Session>>();
+  private readonly byFolder = new Map<number, Set<Session>>();
+  private readonly kbSubscribers = new Set<Session>();
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  add(session: Session): void {
+    this.sessions.add(session);
+    let set = this.byUser.get(session.userId);
+    if (set === undefined) this.byUser.set(session.userId, (set = new Set()));
+    set.add(session);
+  }
+
+  remove(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    const set = this.byUser.get(session.userId);
+    if (set !== undefined) {
+      set.delete(session);
+      if (set.size === 0) this.byUser.delete(session.userId);
+    }
+    for (const folderId of session.folders) this.removeFromFolder(session, folderId);
+    this.kbSubscribers.delete(session);
+  }
+
+  /** Sessions of one user (live view; do not mutate). */
+  userSessions(userId: number): ReadonlySet<Session> {
+    return this.byUser.get(userId) ?? EMPTY;
+  }
+
+  all(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+
+  subscribeFolder(session: Session, folderId: number): void {
+    session.folders.add(folderId);
+    let set = this.byFolder.get(folderId);
+    if (set === undefined) this.byFolder.set(folderId, (set = new Set()));
+    set.add(session);
+  }
+
+  unsubscribeFolder(session: Session, folderId: number): void {
+    session.folders.delete(folderId);
+    this.removeFromFolder(session, folderId);
+  }
+
+  subscribeKb(session: Session): void {
+    session.kb = true;
+    this.kbSubscribers.add(session);
+  }
+
+  unsubscribeKb(session: Session): void {
+    session.kb = false;
+    this.kbSubscribers.delete(session);
+  }
+
+  folderSubscribers(folderId: number): ReadonlySet<Session> {
+    return this.byFolder.get(folderId) ?? EMPTY;
+  }
+
+  stats(): HubStats {
+    return {
+      total_connections: this.sessions.size,
+      unique_users: this.byUser.size,
+      folder_subscriptions: this.byFolder.size,
+      kb_subscriptions: this.kbSubscribers.size,
+    };
+  }
+
+  /** The sessions an event goes to, exclusions applied. */
+  recipients(event: RoutedEvent): Session[] {
+    const exclude = event.targetType === 'user' ? null : event.excludeUserId;
+    let pool: Iterable<Session>;
+    switch (event.targetType) {
+      case 'user':
+        pool = event.targetId === null ? EMPTY : this.userSessions(event.targetId);
+        break;
+      case 'folder':
+        pool = event.targetId === null ? EMPTY : this.folderSubscribers(event.targetId);
+        break;
+      case 'kb':
+        pool = this.kbSubscribers;
+        break;
+      case 'broadcast':
+        pool = this.sessions;
+        break;
+    }
+    const out: Session[] = [];
+    for (const s of pool) if (exclude === null || s.userId !== exclude) out.push(s);
+    return out;
+  }
+
+  /** Send one pre-encoded message to every recipient; returns how many accepted it. */
+  deliver(event: RoutedEvent, data: Buffer): number {
+    let sent = 0;
+    for (const s of this.recipients(event)) if (s.sendText(data)) sent++;
+    return sent;
+  }
+
+  private removeFromFolder(session: Session, folderId: number): void {
+    const set = this.byFolder.get(folderId);
+    if (set === undefined) return;
+    set.delete(session);
+    if (set.size === 0) this.byFolder.delete(folderId);
+  }
+}
+
+const EMPTY: ReadonlySet<Session> = new Set();

@@ -1,0 +1,487 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { isUtf8 } from 'node:buffer';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Authenticator, Identity } from '../auth/authenticator.js';
+import type { Config } from '../config/schema.js';
+import { TpWsError } from '../errors.js';
+import type { Hub } from '../fanout/hub.js';
+import { Session } from '../fanout/session.js';
+import type { Logger } from '../log.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
+import type { Store } from '../store/store.js';
+import { handleAction, type ActionContext, type ClientMessage } from './actions.js';
+import { clientIp, isLoopback } from './client-ip.js';
+import { AuthFailureLimiter, SlidingLog } from './rate-limit.js';
+
+const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
+/** Sockets closed per event-loop turn at shutdown, so a large close does not stall the loop. */
+const SHUTDOWN_BATCH = 500;
+
+export interface GatewayOptions {
+  config: Readonly<Config>;
+  hub: Hub;
+  store: Store;
+  authenticators: Authenticator[];
+  log: Logger;
+  /** How often reconnect tokens of open sockets are pushed forward. Default: a quarter of their TTL, at most 15 min. */
+  tokenRefreshIntervalMs?: number;
+}
+
+export interface GatewayCounters {
+  connectionsOpened: number;
+  authFailures: number;
+  authRateLimited: number;
+  maxConnectionsRefused: number;
+  messagesReceived: number;
+  messagesRejected: number;
+  heartbeatTimeouts: number;
+  tokenExpiryCloses: number;
+}
+
+/** Per-socket state that exists before and after authentication. */
+interface Conn {
+  ws: WebSocket;
+  ip: string;
+  session: Session | null;
+  limiter: SlidingLog;
+  /** Messages received while authentication was still running. */
+  pending: RawFrame[] | null;
+  /** Serializes handling so replies leave in the order requests arrived. */
+  chain: Promise<void>;
+  expiryTimer: NodeJS.Timeout | null;
+}
+
+interface RawFrame {
+  data: RawData;
+  isBinary: boolean;
+}
+
+/**
+ * The public WebSocket listener speaking TeamPass's dialect (docs/protocol.md).
+ *
+ * The upgrade is accepted on any path before authentication, because TeamPass
+ * clients expect the auth verdict in-band (an `error` message, then close
+ * 1000), not as an HTTP status. Messages that arrive while authentication is
+ * running (the TeamPass client re-subscribes in `onopen`) are held and
+ * handled in order once the session exists.
+ */
+export class Gateway {
+  readonly counters: GatewayCounters = {
+    connectionsOpened: 0, authFailures: 0, authRateLimited: 0, maxConnectionsRefused: 0,
+    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0,
+  };
+
+  private readonly cfg: Readonly<Config>;
+  private readonly log: Logger;
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Conn>();
+  private readonly authLimiter: AuthFailureLimiter;
+  private readonly trusted: ReadonlySet<string>;
+  private readonly actions: ActionContext;
+  private readonly tokensToExtend = new Set<string>();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private nextSessionId = 1;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.cfg = o.config;
+    this.log = o.log;
+    const l = this.cfg.limits;
+    this.authLimiter = new AuthFailureLimiter(l.authFailuresPerIp, l.authFailureWindowSec * 1000);
+    this.trusted = new Set(this.cfg.server.trustedProxies);
+    this.actions = {
+      hub: o.hub, store: o.store, log: o.log,
+      editionLockTimeoutSec: this.cfg.teampass.editionLockTimeoutSec,
+      kbLockTimeoutSec: this.cfg.teampass.kbLockTimeoutSec,
+    };
+    this.server = createServer((req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+      res.end('tp-ws: WebSocket endpoint; connect with a WebSocket client\n');
+    });
+    this.server.on('upgrade', (req, socket, head) => this.serverOnUpgrade(req, socket, head));
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: l.maxFrameBytes,
+      perMessageDeflate: false,
+      // UTF-8 is checked here, so invalid text gets an error reply instead of a 1007 close.
+      skipUTF8Validation: true,
+      clientTracking: false,
+    });
+  }
+
+  /** Bind the listener; resolves with the bound address (port 0 → a free port). */
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = this.cfg.server;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new TpWsError('TPWS_ERR_LISTEN', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const hb = this.cfg.heartbeat.pingIntervalSec * 1000;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), hb);
+    this.heartbeatTimer.unref();
+    const ttlMs = this.cfg.auth.reconnectTokenTtlSec * 1000;
+    const refreshMs = this.o.tokenRefreshIntervalMs ?? Math.min(ttlMs / 4, 15 * 60_000);
+    this.refreshTimer = setInterval(() => void this.refreshTokens(), refreshMs);
+    this.refreshTimer.unref();
+    return this.server.address() as AddressInfo;
+  }
+
+  get address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  get authLimiterSize(): number {
+    return this.authLimiter.trackedIps;
+  }
+
+  /**
+   * Close a user's sockets with `code` (used when a session is revoked).
+   * Returns how many were closed.
+   */
+  closeUser(userId: number, code: number): number {
+    let n = 0;
+    for (const s of [...this.o.hub.userSessions(userId)]) {
+      s.close(code);
+      n++;
+    }
+    return n;
+  }
+
+  // --- upgrade and authentication --------------------------------------------
+
+  private serverOnUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (this.closing || this.conns.size >= this.cfg.server.maxConnections) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.wsOnOpen(ws, req));
+  }
+
+  private wsOnOpen(ws: WebSocket, req: IncomingMessage): void {
+    const l = this.cfg.limits;
+    const conn: Conn = {
+      ws,
+      ip: clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trusted),
+      session: null,
+      limiter: new SlidingLog(l.rateLimitMessages, l.rateLimitWindowMs),
+      pending: [],
+      chain: Promise.resolve(),
+      expiryTimer: null,
+    };
+    this.conns.add(conn);
+    this.counters.connectionsOpened++;
+    ws.on('error', (err) => this.log.debug({ err: err.message, ip: conn.ip }, 'websocket error'));
+    ws.on('close', () => this.connOnClose(conn));
+    ws.on('message', (data, isBinary) => this.connOnMessage(conn, { data, isBinary }));
+    const alive = () => { if (conn.session) conn.session.lastSeen = Date.now(); };
+    ws.on('ping', alive);
+    ws.on('pong', alive);
+    void this.authenticate(conn, tokenFromUrl(req.url)).catch((err) => {
+      this.log.error({ err }, 'authentication crashed; closing socket');
+      ws.terminate();
+    });
+  }
+
+  private async authenticate(conn: Conn, token: string | null): Promise<void> {
+    const now = Date.now();
+    const exempt = isLoopback(conn.ip);
+    if (!exempt && this.authLimiter.isBlocked(conn.ip, now)) {
+      this.counters.authRateLimited++;
+      this.log.warn({ ip: conn.ip }, 'auth rate limit exceeded by IP');
+      this.refuse(conn, ErrorCode.RATE_LIMITED, Msg.authRateLimited);
+      return;
+    }
+    let identity: Identity | null = null;
+    let storeDown = false;
+    if (token !== null && token.length <= 8192) {
+      for (const a of this.o.authenticators) {
+        try {
+          identity = await a.authenticate(token);
+        } catch (err) {
+          storeDown = true;
+          this.log.error({ err, method: a.name }, 'authenticator could not decide (store unavailable?)');
+        }
+        if (identity !== null) break;
+      }
+    }
+    if (conn.ws.readyState !== conn.ws.OPEN) return; // the client left while we were checking
+    if (identity === null) {
+      this.counters.authFailures++;
+      // A store outage is not the client's fault: it does not count against the IP.
+      if (!exempt && !storeDown) this.authLimiter.recordFailure(conn.ip, Date.now());
+      this.log.warn({ ip: conn.ip, has_token: token !== null, store_down: storeDown }, 'authentication failed');
+      this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
+      return;
+    }
+    const max = this.cfg.limits.maxConnectionsPerUser;
+    if (this.o.hub.userSessions(identity.userId).size >= max) {
+      this.counters.maxConnectionsRefused++;
+      this.log.warn({ user_id: identity.userId, ip: conn.ip }, 'connection limit exceeded');
+      this.refuse(conn, ErrorCode.MAX_CONNECTIONS, Msg.maxConnections(max));
+      return;
+    }
+    if (identity.expiresAt !== null && identity.expiresAt <= Date.now()) {
+      this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
+      return;
+    }
+    const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes);
+    conn.session = session;
+    this.o.hub.add(session);
+    if (identity.expiresAt !== null) this.armExpiry(conn, identity.expiresAt);
+    this.log.info({ session: session.id, user_id: identity.userId, user_login: identity.login, auth_method: identity.authMethod, ip: conn.ip, total_connections: this.o.hub.size }, 'connection established');
+    session.send(connectedMessage({
+      userId: identity.userId,
+      userLogin: identity.login,
+      userDisplayName: identity.displayName,
+      serverTime: Math.floor(Date.now() / 1000),
+      pingInterval: this.cfg.heartbeat.pingIntervalSec,
+      reconnectToken: identity.reconnectToken,
+    }));
+    const held = conn.pending ?? [];
+    conn.pending = null;
+    for (const frame of held) this.handleFrame(conn, session, frame);
+  }
+
+  /** TeamPass refusal: a connection-level error, then close 1000 with an empty reason. */
+  private refuse(conn: Conn, code: (typeof ErrorCode)[keyof typeof ErrorCode], message: string): void {
+    conn.pending = null;
+    conn.ws.send(JSON.stringify(connectionError(code, message)));
+    conn.ws.close(CloseCode.NORMAL, '');
+    const timer = setTimeout(() => conn.ws.terminate(), 5000);
+    timer.unref();
+    conn.ws.once('close', () => clearTimeout(timer));
+  }
+
+  private armExpiry(conn: Conn, expiresAt: number): void {
+    const delay = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
+    conn.expiryTimer = setTimeout(() => {
+      const s = conn.session;
+      if (s === null) return;
+      if (Date.now() < expiresAt) return this.armExpiry(conn, expiresAt);
+      this.counters.tokenExpiryCloses++;
+      this.log.info({ session: s.id, user_id: s.userId }, 'credentials expired; closing socket');
+      s.close(CloseCode.TOKEN_EXPIRED);
+    }, Math.max(0, delay));
+    conn.expiryTimer.unref();
+  }
+
+  // --- messages ----------------------------------------------------------------
+
+  private connOnMessage(conn: Conn, frame: RawFrame): void {
+    this.counters.messagesReceived++;
+    if (conn.session === null) {
+      if (conn.pending === null) return; // refused; closing
+      if (conn.pending.length >= this.cfg.limits.maxPendingBeforeAuth) {
+        this.counters.messagesRejected++;
+        conn.ws.send(JSON.stringify(connectionError(ErrorCode.RATE_LIMITED, 'Too many messages before authentication completed')));
+        return;
+      }
+      conn.pending.push(frame);
+      return;
+    }
+    this.handleFrame(conn, conn.session, frame);
+  }
+
+  /**
+   * Pre-processing of every client frame (docs/protocol.md §Message handling):
+   * size → text/UTF-8 → JSON → object → request_id → rate limit (pong exempt)
+   * → action allow-list → handler. Every failure is an `error` reply; the
+   * socket stays open (except a flood past `limits.floodCloseAfter`).
+   */
+  private handleFrame(conn: Conn, session: Session, frame: RawFrame): void {
+    if (session.closed) return;
+    const buf = toBuffer(frame.data);
+    const now = Date.now();
+    const parsed = this.parseFrame(buf, frame.isBinary);
+    const isPong = parsed.ok && parsed.msg.action === 'pong';
+    if (!isPong && !conn.limiter.take(now)) {
+      this.counters.messagesRejected++;
+      if (conn.limiter.rejections >= this.cfg.limits.floodCloseAfter) {
+        this.log.warn({ session: session.id, user_id: session.userId, ip: conn.ip }, 'message flood; closing socket');
+        session.close(CloseCode.FLOOD);
+        return;
+      }
+      if (conn.limiter.rejections === 1) this.log.warn({ session: session.id, user_id: session.userId }, 'rate limit exceeded');
+      session.send(requestError(ErrorCode.RATE_LIMITED, Msg.rateLimited, parsed.ok ? parsed.msg.requestId : null));
+      return;
+    }
+    if (!parsed.ok) {
+      this.counters.messagesRejected++;
+      this.log.debug({ session: session.id, reason: parsed.error.message }, 'client message rejected');
+      session.send(parsed.error);
+      return;
+    }
+    const msg = parsed.msg;
+    if (!ACTION_SET.has(msg.action)) {
+      this.counters.messagesRejected++;
+      session.send(requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action.slice(0, 100)), msg.requestId));
+      return;
+    }
+    conn.chain = conn.chain.then(async () => {
+      if (session.closed) return;
+      let reply: Record<string, unknown> | null;
+      try {
+        reply = await handleAction(this.actions, session, msg, Date.now());
+      } catch (err) {
+        this.log.error({ err, action: msg.action, session: session.id }, 'action handler failed');
+        reply = requestError(ErrorCode.SERVER_ERROR, Msg.serverError, msg.requestId);
+      }
+      if (reply !== null) session.send(reply);
+    });
+  }
+
+  private parseFrame(buf: Buffer, isBinary: boolean): { ok: true; msg: ClientMessage } | { ok: false; error: Record<string, unknown> } {
+    const max = this.cfg.limits.maxMessageBytes;
+    if (buf.length > max) return { ok: false, error: connectionError(ErrorCode.MESSAGE_TOO_LARGE, Msg.messageTooLarge(max)) };
+    if (isBinary) return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.binaryFrame) };
+    if (!isUtf8(buf)) return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.invalidUtf8) };
+    let value: unknown;
+    try {
+      value = JSON.parse(buf.toString('utf8'));
+    } catch {
+      return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.invalidJson) };
+    }
+    // TeamPass's daemon died on these two (reference §10.1 item 1); we answer instead.
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return { ok: false, error: requestError(ErrorCode.INVALID_REQUEST, Msg.notObject, null) };
+    }
+    const o = value as Record<string, unknown>;
+    const rid = o.request_id;
+    if (rid !== undefined && rid !== null && typeof rid !== 'string') {
+      return { ok: false, error: requestError(ErrorCode.INVALID_REQUEST, Msg.badRequestId, null) };
+    }
+    const action = typeof o.action === 'string' ? o.action : Array.isArray(o.action) ? 'Array' : o.action === undefined || o.action === null ? '' : String(o.action);
+    const data = typeof o.data === 'object' && o.data !== null && !Array.isArray(o.data) ? (o.data as Record<string, unknown>) : {};
+    return { ok: true, msg: { action, requestId: (rid as string | undefined) ?? null, channel: o.channel, data } };
+  }
+
+  // --- lifecycle -------------------------------------------------------------------
+
+  private connOnClose(conn: Conn): void {
+    if (!this.conns.delete(conn)) return;
+    if (conn.expiryTimer !== null) clearTimeout(conn.expiryTimer);
+    conn.pending = null;
+    const s = conn.session;
+    if (s === null) return;
+    s.closed = true;
+    this.o.hub.remove(s);
+    // The reconnect token stays good for its full TTL after the drop (reference §10.1 item 2).
+    if (s.identity.reconnectToken !== null) {
+      this.tokensToExtend.add(s.identity.reconnectToken);
+      if (this.tokensToExtend.size === 1) setImmediate(() => void this.flushTokenExtensions());
+    }
+    this.log.info({ session: s.id, user_id: s.userId, duration_seconds: Math.round((Date.now() - s.connectedAt) / 1000), remaining_connections: this.o.hub.size }, 'connection closed');
+  }
+
+  /** Server ping to every session; sockets silent past the pong timeout are closed (4102). */
+  private heartbeat(): void {
+    const now = Date.now();
+    const timeout = this.cfg.heartbeat.pongTimeoutSec * 1000;
+    const ping = Buffer.from(JSON.stringify(pingMessage(now)));
+    for (const conn of this.conns) {
+      const s = conn.session;
+      if (s === null || s.closed) continue;
+      if (now - s.lastSeen > timeout) {
+        this.counters.heartbeatTimeouts++;
+        this.log.info({ session: s.id, user_id: s.userId }, 'heartbeat timeout; closing');
+        s.close(CloseCode.HEARTBEAT_TIMEOUT);
+        continue;
+      }
+      s.sendText(ping);
+    }
+    this.authLimiter.sweep(now);
+  }
+
+  /**
+   * Keep the reconnect token of every open socket valid: TeamPass issues one
+   * per connection with a one-hour life and never renews it, so a socket older
+   * than an hour could not reconnect after a drop (reference §10.1 item 2).
+   */
+  async refreshTokens(): Promise<void> {
+    for (const conn of this.conns) {
+      const t = conn.session?.identity.reconnectToken;
+      if (t) this.tokensToExtend.add(t);
+    }
+    await this.flushTokenExtensions();
+  }
+
+  private async flushTokenExtensions(): Promise<void> {
+    if (this.tokensToExtend.size === 0) return;
+    const tokens = [...this.tokensToExtend];
+    this.tokensToExtend.clear();
+    try {
+      await this.o.store.extendTokens(tokens, this.cfg.auth.reconnectTokenTtlSec);
+    } catch (err) {
+      this.log.warn({ err, count: tokens.length }, 'could not extend reconnect tokens; will retry');
+      for (const t of tokens) this.tokensToExtend.add(t);
+    }
+  }
+
+  /**
+   * Stop accepting, close every socket with 4200 (reconnect) in batches, wait
+   * for them up to `shutdown.timeoutMs`, then cut the rest. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const all = [...this.conns];
+    const closed = Promise.all(all.map((c) => new Promise<void>((resolve) => {
+      if (c.ws.readyState === c.ws.CLOSED) return resolve();
+      c.ws.once('close', () => resolve());
+    })));
+    for (let i = 0; i < all.length; i += SHUTDOWN_BATCH) {
+      for (const c of all.slice(i, i + SHUTDOWN_BATCH)) {
+        if (c.session !== null) c.session.close(CloseCode.SHUTDOWN);
+        else c.ws.close(CloseCode.SHUTDOWN, 'server shutting down: reconnect');
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.cfg.shutdown.timeoutMs); });
+    const outcome = await Promise.race([closed.then(() => 'closed' as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') for (const c of this.conns) c.ws.terminate();
+    await this.flushTokenExtensions();
+    this.server.closeAllConnections?.();
+    await serverClosed;
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** `?token=` of the upgrade URL; PHP's parse_str keeps the last of repeated keys. */
+export function tokenFromUrl(url: string | undefined): string | null {
+  if (url === undefined) return null;
+  const q = url.indexOf('?');
+  if (q < 0) return null;
+  let params: URLSearchParams;
+  try {
+    params = new URLSearchParams(url.slice(q + 1));
+  } catch {
+    return null;
+  }
+  const all = params.getAll('token');
+  return all.length === 0 ? null : all[all.length - 1];
+}

@@ -1,0 +1,72 @@
+import type { BridgeEvent } from '../event.js';
+import type { Hub } from '../fanout/hub.js';
+import { encodeEventMessage } from '../protocol/messages.js';
+import { Deduper } from './dedup.js';
+
+/** Where an event came from. */
+export type EventSource = 'socket' | 'table' | 'api';
+
+export interface AcceptResult {
+  /** False when the id was seen within the dedup window: nothing was sent. */
+  delivered: boolean;
+  /** Daemon sequence number of the event (0 for a duplicate). */
+  seq: number;
+  /** Sockets the event was written to. */
+  recipients: number;
+}
+
+/** Receives every event that was fanned out, with its seq (the journal, hooks). */
+export interface DeliveryListener {
+  onDelivered(event: BridgeEvent, seq: number, source: EventSource): void;
+}
+
+export interface PipelineCounters {
+  accepted: number;
+  duplicates: number;
+  deliveries: number;
+}
+
+/**
+ * dedup → seq → route → fan-out (design §3.3). Every source (ingest socket,
+ * table poller, programmatic API) hands validated events to `accept`; this is
+ * the `EventSink` of the conventions. Serializes each event once and sends the
+ * same Buffer to every recipient.
+ */
+export class Pipeline {
+  readonly counters: PipelineCounters = { accepted: 0, duplicates: 0, deliveries: 0 };
+  /** Changes at every start: `seq` values are comparable only within one epoch. */
+  readonly epoch: string;
+  private seq = 0;
+  private readonly listeners: DeliveryListener[] = [];
+
+  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string) {
+    this.epoch = epoch;
+  }
+
+  addListener(l: DeliveryListener): void {
+    this.listeners.push(l);
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** True when the id is inside the dedup window (already fanned out). */
+  seen(id: string, now = Date.now()): boolean {
+    return this.dedup.has(id, now);
+  }
+
+  accept(event: BridgeEvent, source: EventSource, now = Date.now()): AcceptResult {
+    if (!this.dedup.check(event.id, now)) {
+      this.counters.duplicates++;
+      return { delivered: false, seq: 0, recipients: 0 };
+    }
+    const seq = ++this.seq;
+    this.counters.accepted++;
+    const data = Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq }));
+    const recipients = this.hub.deliver(event, data);
+    this.counters.deliveries += recipients;
+    for (const l of this.listeners) l.onDelivered(event, seq, source);
+    return { delivered: true, seq, recipients };
+  }
+}

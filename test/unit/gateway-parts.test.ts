@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { AuthFailureLimiter, SlidingLog } from '../../src/gateway/rate-limit.js';
+import { clientIp, isLoopback } from '../../src/gateway/client-ip.js';
+import { phpInt } from '../../src/gateway/actions.js';
+import { tokenFromUrl } from '../../src/gateway/gateway.js';
+import { CloseCode, CloseReason, reconnectPolicy } from '../../src/protocol/close-codes.js';
+import { encodeEventMessage } from '../../src/protocol/messages.js';
+
+describe('SlidingLog', () => {
+  it('allows `limit` messages per window and refuses the next one', () => {
+    const l = new SlidingLog(3, 1000);
+    expect([l.take(0), l.take(10), l.take(20), l.take(30)]).toEqual([true, true, true, false]);
+  });
+
+  it('allows again once the oldest accepted message leaves the window', () => {
+    const l = new SlidingLog(2, 1000);
+    l.take(0);
+    l.take(500);
+    expect(l.take(999)).toBe(false);
+    expect(l.take(1000)).toBe(true);
+    expect(l.take(1001)).toBe(false);
+    expect(l.take(1500)).toBe(true);
+  });
+
+  it('does not record refused messages and counts refusals per window', () => {
+    const l = new SlidingLog(1, 1000);
+    l.take(0);
+    for (let t = 1; t <= 5; t++) l.take(t);
+    expect(l.rejections).toBe(5);
+    expect(l.take(1000)).toBe(true);
+  });
+});
+
+describe('AuthFailureLimiter', () => {
+  it('blocks an address after `limit` failures within the window, then forgets them', () => {
+    const a = new AuthFailureLimiter(3, 60_000);
+    for (let i = 0; i < 3; i++) a.recordFailure('10.0.0.1', i);
+    expect(a.isBlocked('10.0.0.1', 10)).toBe(true);
+    expect(a.isBlocked('10.0.0.2', 10)).toBe(false);
+    expect(a.isBlocked('10.0.0.1', 60_001)).toBe(false);
+  });
+
+  it('tracks a bounded number of addresses', () => {
+    const a = new AuthFailureLimiter(3, 60_000, 100);
+    for (let i = 0; i < 1000; i++) a.recordFailure(`10.0.${i >> 8}.${i & 255}`, 0);
+    expect(a.trackedIps).toBe(100);
+    a.sweep(60_000);
+    expect(a.trackedIps).toBe(0);
+  });
+});
+
+describe('clientIp', () => {
+  const trusted = new Set(['127.0.0.1', '::1', '10.0.0.5']);
+
+  it('takes the peer address when the peer is not a trusted proxy', () => {
+    expect(clientIp('203.0.113.9', '198.51.100.1', trusted)).toBe('203.0.113.9');
+  });
+
+  it('takes the right-most untrusted X-Forwarded-For hop behind trusted proxies', () => {
+    expect(clientIp('127.0.0.1', '198.51.100.1, 203.0.113.7, 10.0.0.5', trusted)).toBe('203.0.113.7');
+    expect(clientIp('::ffff:127.0.0.1', '198.51.100.1', trusted)).toBe('198.51.100.1');
+  });
+
+  it('stops at a malformed hop', () => {
+    expect(clientIp('127.0.0.1', 'garbage', trusted)).toBe('127.0.0.1');
+  });
+
+  it('knows loopback', () => {
+    expect(isLoopback('127.0.0.1')).toBe(true);
+    expect(isLoopback('::1')).toBe(true);
+    expect(isLoopback('198.51.100.1')).toBe(false);
+  });
+});
+
+describe('phpInt', () => {
+  it('casts like PHP (int)', () => {
+    expect([phpInt('12abc'), phpInt('abc'), phpInt(3.9), phpInt(true), phpInt(null), phpInt([1]), phpInt('-5'), phpInt(1e20)]).toEqual([12, 0, 3, 1, 0, 0, 0, 0]);
+  });
+});
+
+describe('tokenFromUrl', () => {
+  it('reads ?token= like PHP parse_str (last one wins)', () => {
+    expect(tokenFromUrl('/ws?token=abc')).toBe('abc');
+    expect(tokenFromUrl('/?a=1&token=x&token=y')).toBe('y');
+    expect(tokenFromUrl('/ws')).toBeNull();
+    expect(tokenFromUrl('/ws?token=a%2Bb')).toBe('a+b');
+  });
+});
+
+describe('close codes', () => {
+  it('map to reconnect policies by range', () => {
+    expect(reconnectPolicy(CloseCode.SHUTDOWN)).toBe('now');
+    expect(reconnectPolicy(CloseCode.SLOW_CONSUMER)).toBe('backoff');
+    expect(reconnectPolicy(CloseCode.SESSION_REVOKED)).toBe('none');
+    expect(reconnectPolicy(CloseCode.TOKEN_EXPIRED)).toBe('refresh-token');
+    expect(reconnectPolicy(1006)).toBe('backoff');
+  });
+
+  it('have reasons within the 123-byte control-frame limit', () => {
+    for (const r of Object.values(CloseReason)) expect(Buffer.byteLength(r)).toBeLessThanOrEqual(123);
+  });
+});
+
+describe('encodeEventMessage', () => {
+  it('keeps TeamPass fields and adds id and seq', () => {
+    const s = encodeEventMessage({ eventType: 'item_updated', payloadJson: '{"item_id":4,"label":"a/é"}', createdAtMs: 1_700_000_000_999, id: 'e1', seq: 7 });
+    expect(JSON.parse(s)).toEqual({ type: 'event', event: 'item_updated', data: { item_id: 4, label: 'a/é' }, timestamp: 1_700_000_000, id: 'e1', seq: 7 });
+  });
+});
