@@ -5,16 +5,26 @@ import { JwtAuthenticator } from './auth/jwt.js';
 import { resolveJwtKey, type JwtKey } from './auth/jwt-key.js';
 import { TeampassTokenAuthenticator } from './auth/teampass-token.js';
 import type { Config } from './config/schema.js';
-import { EventInvalid, parseEvent } from './event.js';
+import { EventInvalid } from './event.js';
 import { TpWsError } from './errors.js';
 import { Hub } from './fanout/hub.js';
 import { Gateway } from './gateway/gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { Deduper } from './pipeline/dedup.js';
-import { Pipeline, type AcceptResult } from './pipeline/pipeline.js';
+import { Pipeline } from './pipeline/pipeline.js';
+import { Intake } from './pipeline/intake.js';
+import { Journal } from './pipeline/journal.js';
+import { UnixSocketIngest } from './ingest/unix-socket.js';
+import { TablePoller } from './ingest/table-poller.js';
 import { openStore } from './store/open-store.js';
 import type { MigrateResult, Store } from './store/store.js';
 import { uuidv7 } from './uuid.js';
+
+export interface PublishResult {
+  id: string;
+  seq: number;
+  duplicate: boolean;
+}
 
 export interface DaemonOptions {
   config: Readonly<Config>;
@@ -41,6 +51,12 @@ export class Daemon {
   readonly store: Store;
   readonly gateway: Gateway;
   readonly jwtKey: JwtKey | null;
+  readonly journal: Journal;
+  readonly intake: Intake;
+  readonly ingest: UnixSocketIngest | null;
+  readonly poller: TablePoller | null;
+  private readonly pollerAbort = new AbortController();
+  private pollerDone: Promise<void> | null = null;
   private admin: AdminServer | null = null;
   private addresses: DaemonAddresses | null = null;
   private closing: Promise<void> | null = null;
@@ -51,6 +67,19 @@ export class Daemon {
     this.log = opts.logger ?? createLogger(config.log.level);
     this.store = openStore(config.store.url, config.store.tablePrefix);
     this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7());
+    this.journal = new Journal(this.store, this.log.child({ component: 'journal' }), {
+      batchSize: config.journal.batchSize, flushMs: config.journal.flushMs, maxQueue: config.journal.maxQueue, maxBackoffMs: config.poller.maxBackoffMs,
+    });
+    this.intake = new Intake(this.pipeline, this.journal, config.ingest.maxPayloadBytes);
+    this.ingest = config.ingest.socket === '' ? null : new UnixSocketIngest({
+      path: config.ingest.socket, mode: config.ingest.socketMode, group: config.ingest.socketGroup,
+      maxFrameBytes: config.ingest.maxFrameBytes, maxBatchEvents: config.ingest.maxBatchEvents,
+    }, this.intake, this.log.child({ component: 'ingest' }));
+    this.poller = !config.poller.enabled ? null : new TablePoller(this.store, this.pipeline, this.log.child({ component: 'table-poller' }), {
+      intervalMs: config.poller.intervalMs, idleIntervalMs: config.poller.idleIntervalMs, batchSize: config.poller.batchSize,
+      maxAgeSec: config.poller.maxAgeSec, maxBackoffMs: config.poller.maxBackoffMs, maxPayloadBytes: config.ingest.maxPayloadBytes,
+      retentionHours: config.retention.hours, retentionIntervalMs: config.retention.intervalSec * 1000,
+    });
     const authenticators: Authenticator[] = [];
     let jwtKey: JwtKey | null = null;
     for (const m of config.auth.methods) {
@@ -89,19 +118,21 @@ export class Daemon {
       this.log.warn({ path: this.jwtKey.path }, 'using a development JWT secret from the state directory; set auth.jwt.secret or auth.jwt.publicKeyFile in production');
     }
     const ws = await this.gateway.listen();
+    await this.ingest?.listen();
+    if (this.poller !== null) this.pollerDone = this.poller.run(this.pollerAbort.signal);
     let admin: AddressInfo | null = null;
     if (cfg.admin.port >= 0) {
       this.admin = new AdminServer({
         health: () => ({ uptime_s: Math.round((Date.now() - this.startedAt) / 1000), connections: this.hub.size }),
         ready: async () => {
           await this.store.ping();
-          return { store: this.store.kind };
+          return { store: this.store.kind, journal_queued: this.journal.queued, poller_lock: this.poller?.holdsLock ?? false };
         },
       });
       admin = await this.admin.listen(cfg.admin.host, cfg.admin.port);
     }
     this.addresses = { ws, admin };
-    this.log.info({ host: ws.address, port: ws.port, admin_port: admin?.port ?? null, store: this.store.kind, epoch: this.pipeline.epoch }, 'tp-ws started');
+    this.log.info({ host: ws.address, port: ws.port, admin_port: admin?.port ?? null, socket: this.ingest?.path ?? null, store: this.store.kind, epoch: this.pipeline.epoch }, 'tp-ws started');
   }
 
   get address(): DaemonAddresses {
@@ -110,19 +141,26 @@ export class Daemon {
   }
 
   /**
-   * Publish one event through the pipeline (programmatic API). `input` uses the
-   * wire names of docs/ingest.md; throws EventInvalid naming the bad field.
+   * Publish one event as the ingest socket would (programmatic API): validate,
+   * fan out, journal. `input` uses the wire names of docs/ingest.md; throws
+   * EventInvalid naming the bad field.
    */
-  publish(input: unknown): AcceptResult & { id: string } {
-    const event = parseEvent(input, { maxPayloadBytes: this.config.ingest.maxPayloadBytes }, uuidv7);
-    return { id: event.id, ...this.pipeline.accept(event, 'api') };
+  publish(input: unknown): PublishResult {
+    const r = this.intake.accept(input, 'api');
+    if (!r.ok) throw r.error;
+    return { id: r.event.id, seq: r.seq, duplicate: r.duplicate };
   }
 
   /** Stop accepting, close sockets (4200), close the store. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.log.info('shutting down');
+      await this.ingest?.close();
+      this.pollerAbort.abort();
+      await this.pollerDone;
       await this.gateway.close();
+      const lost = await this.journal.close(this.config.shutdown.timeoutMs);
+      if (lost > 0) this.log.error({ lost }, 'events delivered but not journaled at shutdown');
       await this.admin?.close();
       await this.store.close();
       this.log.info('stopped');

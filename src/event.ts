@@ -37,7 +37,9 @@ export class EventInvalid extends Error {
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 function positiveInt(v: unknown, field: string): number {
@@ -85,7 +87,8 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
   }
 
   let payload: Record<string, unknown>;
-  if (input.payload === undefined || input.payload === null) payload = {};
+  // PHP encodes an empty array as `[]` (JSON) or an empty msgpack array: it means {}.
+  if (input.payload === undefined || input.payload === null || (Array.isArray(input.payload) && input.payload.length === 0)) payload = {};
   else if (!isPlainObject(input.payload)) throw new EventInvalid('payload', 'must be a JSON object');
   else payload = input.payload;
 

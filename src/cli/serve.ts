@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { Daemon } from '../daemon.js';
+import { loadConfig } from '../config/load.js';
 import { redactStoreUrl } from '../store/open-store.js';
 import { VERSION } from '../version.js';
 
@@ -7,6 +8,11 @@ import { VERSION } from '../version.js';
  * `tp-ws serve`: run the daemon until SIGTERM/SIGINT. Logs are NDJSON on
  * stdout; a short human banner on stderr tells a newcomer how to connect.
  */
+/** The socket path tp-ws-emit finds by itself (same computed default). */
+function defaultSocket(cfg: Readonly<Config>): string {
+  return loadConfig({ env: process.env }).ingest.socket === cfg.ingest.socket ? cfg.ingest.socket : '';
+}
+
 export async function runServe(cfg: Readonly<Config>): Promise<void> {
   const daemon = await Daemon.start({ config: cfg });
   const { ws, admin } = daemon.address;
@@ -16,6 +22,7 @@ export async function runServe(cfg: Readonly<Config>): Promise<void> {
   const lines = [
     `tp-ws ${VERSION} listening on ${url}`,
     `  store:  ${redactStoreUrl(cfg.store.url)}`,
+    `  ingest: ${daemon.ingest ? daemon.ingest.path : 'disabled'}`,
     admin ? `  admin:  http://${admin.address}:${admin.port}/healthz` : '  admin:  disabled',
   ];
   if (daemon.jwtKey?.source === 'development') {
@@ -23,6 +30,8 @@ export async function runServe(cfg: Readonly<Config>): Promise<void> {
       '  connect a client (development JWT secret in the state directory):',
       `    npx tp-ws tail --user 1${flags}`,
       `    or: ${url}?token=$(npx tp-ws token --user 1)`,
+      '  send it an event:',
+      `    npx tp-ws-emit hello --user 1 --payload '{"text":"hi"}'${cfg.ingest.socket === defaultSocket(cfg) ? '' : ` --socket ${cfg.ingest.socket}`}`,
     );
   }
   process.stderr.write(lines.join('\n') + '\n');

@@ -87,7 +87,7 @@ export interface Config {
     maxPayloadBytes: number;
   };
   dedup: { windowSize: number; windowSec: number };
-  journal: { batchSize: number; flushMs: number };
+  journal: { batchSize: number; flushMs: number; maxQueue: number };
   poller: {
     enabled: boolean;
     intervalMs: number;
@@ -184,7 +184,8 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'dedup.windowSize', env: 'TPWS_DEDUP_WINDOW_SIZE', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Event ids remembered for de-duplication (oldest forgotten first).' },
   { key: 'dedup.windowSec', env: 'TPWS_DEDUP_WINDOW_SEC', type: 'int', min: 1, max: 604_800, default: 3600, doc: 'How long an event id is remembered for de-duplication.' },
   { key: 'journal.batchSize', env: 'TPWS_JOURNAL_BATCH_SIZE', type: 'int', min: 1, max: 10_000, default: 500, doc: 'Socket events written to the events table per INSERT.' },
-  { key: 'journal.flushMs', env: 'TPWS_JOURNAL_FLUSH_MS', type: 'int', min: 1, max: 60_000, default: 50, doc: 'Longest wait before socket events are written to the events table.' },
+  { key: 'journal.flushMs', env: 'TPWS_JOURNAL_FLUSH_MS', type: 'int', min: 0, max: 60_000, default: 0, doc: 'Extra wait to gather socket events into one INSERT when the journal is idle (0: write at once; a busy journal batches by itself).' },
+  { key: 'journal.maxQueue', env: 'TPWS_JOURNAL_MAX_QUEUE', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Socket events kept in memory while the store is down; past it the oldest are dropped from the history (they were delivered).' },
   { key: 'poller.enabled', env: 'TPWS_POLLER_ENABLED', type: 'bool', default: true, doc: 'Poll the events table for rows with `processed = 0`.' },
   { key: 'poller.intervalMs', env: 'TPWS_POLLER_INTERVAL_MS', type: 'int', min: 10, max: 600_000, default: 250, doc: 'Poll interval after a batch that found rows but was not full.' },
   { key: 'poller.idleIntervalMs', env: 'TPWS_POLLER_IDLE_INTERVAL_MS', type: 'int', min: 10, max: 600_000, default: 500, doc: 'Poll interval while the table has nothing to deliver.' },

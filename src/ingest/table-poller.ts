@@ -1,0 +1,195 @@
+import { EventInvalid, parseEvent, type BridgeEvent } from '../event.js';
+import type { Logger } from '../log.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { backoff } from '../pipeline/journal.js';
+import { PROCESSED, type EventRow, type Store } from '../store/store.js';
+
+export interface TablePollerOptions {
+  intervalMs: number;
+  idleIntervalMs: number;
+  batchSize: number;
+  maxAgeSec: number;
+  maxBackoffMs: number;
+  maxPayloadBytes: number;
+  retentionHours: number;
+  retentionIntervalMs: number;
+}
+
+export interface PollerCounters {
+  polls: number;
+  rowsDelivered: number;
+  rowsDuplicate: number;
+  rowsRejected: number;
+  rowsExpired: number;
+  errors: number;
+  retentionEventsDeleted: number;
+  retentionTokensDeleted: number;
+}
+
+/** Id of a row's event: its `event_uuid`, or a stable id derived from the row id for rows TeamPass wrote. */
+export function rowEventId(row: EventRow): string {
+  return row.eventUuid ?? `row-${row.rowId}`;
+}
+
+/**
+ * Drains `websocket_events` rows with `processed = 0` (design §3.4): rows that
+ * TeamPass's PHP inserts, and those our emitters write while the socket is down.
+ *
+ * - Reads by the flag in id order, never by an id cursor, so a row whose
+ *   transaction commits late is still delivered.
+ * - A full batch polls again at once; a partial one after `intervalMs`; an
+ *   empty one after `idleIntervalMs`; a failure backs off exponentially with
+ *   jitter (the socket path keeps delivering meanwhile).
+ * - Poison rows (bad JSON, unknown target) are marked rejected (2), stale rows
+ *   (older than `maxAgeSec` on first sight) expired (3), each logged and counted.
+ * - Only the holder of the store's poller lock polls; others stand by.
+ * - The lock holder also runs the retention cleanup every `retentionIntervalMs`.
+ */
+export class TablePoller {
+  readonly counters: PollerCounters = { polls: 0, rowsDelivered: 0, rowsDuplicate: 0, rowsRejected: 0, rowsExpired: 0, errors: 0, retentionEventsDeleted: 0, retentionTokensDeleted: 0 };
+  /** Epoch ms of the last successful poll (readiness). */
+  lastPollAt = 0;
+  holdsLock = false;
+  private failures = 0;
+  private nextRetention = 0;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pipeline: Pipeline,
+    private readonly log: Logger,
+    private readonly o: TablePollerOptions,
+  ) {}
+
+  /** Poll until `signal` aborts. Never rejects. */
+  async run(signal: AbortSignal): Promise<void> {
+    this.nextRetention = Date.now() + this.o.retentionIntervalMs;
+    while (!signal.aborted) {
+      let delay: number;
+      try {
+        delay = await this.tick();
+        if (this.failures > 0) this.log.info({ after_failures: this.failures }, 'table poller recovered');
+        this.failures = 0;
+      } catch (err) {
+        this.failures++;
+        this.counters.errors++;
+        this.holdsLock = false;
+        delay = backoff(this.failures, this.o.maxBackoffMs);
+        if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, failures: this.failures, retry_ms: delay }, 'table poll failed; backing off');
+      }
+      await this.sleep(delay, signal);
+    }
+    if (this.holdsLock) await this.store.releasePollerLock().catch(() => {});
+    this.holdsLock = false;
+  }
+
+  /** Cut the current wait short (e.g. a notification that rows were written). */
+  poke(): void {
+    this.wake?.();
+  }
+
+  /** One poll; returns the delay before the next one. */
+  async tick(): Promise<number> {
+    const held = await this.store.acquirePollerLock();
+    if (!held) {
+      if (this.holdsLock || this.counters.polls === 0) this.log.info('another daemon polls this events table; standing by');
+      this.holdsLock = false;
+      this.counters.polls++;
+      return this.o.idleIntervalMs * 4;
+    }
+    if (!this.holdsLock) this.log.info('table poller lock acquired');
+    this.holdsLock = true;
+    this.counters.polls++;
+    const rows = await this.store.fetchPending(this.o.batchSize);
+    this.lastPollAt = Date.now();
+    if (rows.length > 0) await this.dispatch(rows);
+    if (Date.now() >= this.nextRetention) await this.retention();
+    if (rows.length >= this.o.batchSize) return 0;
+    return rows.length > 0 ? this.o.intervalMs : this.o.idleIntervalMs;
+  }
+
+  private async dispatch(rows: EventRow[]): Promise<void> {
+    const delivered: number[] = [];
+    const rejected: number[] = [];
+    const expired: number[] = [];
+    for (const row of rows) {
+      const outcome = this.classify(row);
+      if (outcome.kind === 'rejected') {
+        rejected.push(row.rowId);
+        this.counters.rowsRejected++;
+        this.log.warn({ row_id: row.rowId, event_type: row.eventType, reason: outcome.reason }, 'events table row rejected');
+        continue;
+      }
+      if (outcome.kind === 'expired') {
+        expired.push(row.rowId);
+        this.counters.rowsExpired++;
+        this.log.info({ row_id: row.rowId, event_type: row.eventType, age_s: outcome.ageSec }, 'events table row too old; marked expired, not delivered');
+        continue;
+      }
+      delivered.push(row.rowId);
+      const r = this.pipeline.accept(outcome.event, 'table');
+      if (r.delivered) this.counters.rowsDelivered++;
+      else this.counters.rowsDuplicate++;
+    }
+    // Mark after dispatch: if marking fails the rows come back next poll and
+    // the dedup window keeps them from being delivered twice.
+    if (delivered.length > 0) await this.store.markProcessed(delivered, PROCESSED.DELIVERED);
+    if (rejected.length > 0) await this.store.markProcessed(rejected, PROCESSED.REJECTED);
+    if (expired.length > 0) await this.store.markProcessed(expired, PROCESSED.EXPIRED);
+  }
+
+  private classify(row: EventRow): { kind: 'event'; event: BridgeEvent } | { kind: 'rejected'; reason: string } | { kind: 'expired'; ageSec: number } {
+    const id = rowEventId(row);
+    let payload: unknown;
+    try {
+      payload = JSON.parse(row.payload);
+    } catch {
+      return { kind: 'rejected', reason: 'payload is not valid JSON' };
+    }
+    let event: BridgeEvent;
+    try {
+      event = parseEvent(
+        { id, event_type: row.eventType, target_type: row.targetType, target_id: row.targetId, payload, created_at: row.createdAt },
+        // A row already in the table is delivered whatever its size: TeamPass's column is unbounded.
+        { maxPayloadBytes: Number.MAX_SAFE_INTEGER },
+        () => id,
+      );
+    } catch (err) {
+      if (err instanceof EventInvalid) return { kind: 'rejected', reason: err.message };
+      throw err;
+    }
+    // A duplicate of an event already delivered by the socket is marked, not aged.
+    if (this.pipeline.seen(id)) return { kind: 'event', event };
+    const ageSec = Math.floor((row.readAt - row.createdAt) / 1000);
+    if (ageSec > this.o.maxAgeSec) return { kind: 'expired', ageSec };
+    return { kind: 'event', event };
+  }
+
+  private async retention(): Promise<void> {
+    this.nextRetention = Date.now() + this.o.retentionIntervalMs;
+    try {
+      const events = await this.store.deleteOldEvents(this.o.retentionHours);
+      const tokens = await this.store.deleteExpiredTokens();
+      this.counters.retentionEventsDeleted += events;
+      this.counters.retentionTokensDeleted += tokens;
+      if (events + tokens > 0) this.log.info({ events, tokens }, 'retention cleanup');
+    } catch (err) {
+      this.log.warn({ err }, 'retention cleanup failed; will retry next interval');
+    }
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.wake = done;
+    });
+  }
+}

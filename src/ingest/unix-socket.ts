@@ -1,0 +1,267 @@
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { Packr, Unpackr } from 'msgpackr';
+import { TpWsError, type TpWsErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Intake, IntakeResult } from '../pipeline/intake.js';
+import type { JournalOutcome } from '../pipeline/journal.js';
+import { FrameDecoder, type DecodedItem, type Encoding } from './frame-decoder.js';
+
+/** Connections served at once (docs/ingest.md §The socket). */
+export const MAX_INGEST_CONNECTIONS = 1024;
+/** Unread ack bytes after which a connection is no longer read (docs/ingest.md §Flow control). */
+const MAX_UNREAD_ACK_BYTES = 1024 * 1024;
+
+export interface UnixSocketIngestOptions {
+  path: string;
+  /** Octal string, e.g. `0660`. */
+  mode: string;
+  /** Group name or numeric gid, or null. */
+  group: string | null;
+  maxFrameBytes: number;
+  maxBatchEvents: number;
+}
+
+export interface IngestCounters {
+  connections: number;
+  frames: number;
+  eventsAccepted: number;
+  eventsRejected: number;
+  duplicates: number;
+  badFrames: number;
+}
+
+type Ack = Record<string, unknown>;
+
+interface Conn {
+  socket: Socket;
+  decoder: FrameDecoder;
+  /** Acks leave in frame order: each waits for the previous one. */
+  tail: Promise<void>;
+  closing: boolean;
+}
+
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+/**
+ * The ingest Unix socket (docs/ingest.md): frames of one event or a batch,
+ * NDJSON or length-prefixed msgpack (picked by the first byte), one ack per
+ * frame, in order. An ack is written once the events are fanned out and in the
+ * journal — or at once with `journal: "pending"` while the store is down, so a
+ * sender is never held by a database outage.
+ */
+export class UnixSocketIngest {
+  readonly counters: IngestCounters = { connections: 0, frames: 0, eventsAccepted: 0, eventsRejected: 0, duplicates: 0, badFrames: 0 };
+  private readonly server: Server;
+  private readonly conns = new Set<Conn>();
+  private closing = false;
+
+  constructor(private readonly o: UnixSocketIngestOptions, private readonly intake: Intake, private readonly log: Logger) {
+    this.server = createServer((socket) => this.serverOnConnection(socket));
+    this.server.maxConnections = MAX_INGEST_CONNECTIONS;
+  }
+
+  get path(): string {
+    return this.o.path;
+  }
+
+  async listen(): Promise<void> {
+    const path = this.o.path;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    await removeStaleSocket(path);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new TpWsError('TPWS_ERR_LISTEN', `cannot listen on ingest socket ${path}: ${err.message}`, { cause: err }));
+      this.server.once('error', onError);
+      this.server.listen(path, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    try {
+      chmodSync(path, parseInt(this.o.mode, 8));
+      if (this.o.group !== null) chownSync(path, -1, resolveGid(this.o.group));
+    } catch (err) {
+      await this.close();
+      throw new TpWsError('TPWS_ERR_LISTEN', `cannot set mode ${this.o.mode}${this.o.group ? ` and group ${this.o.group}` : ''} on ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private serverOnConnection(socket: Socket): void {
+    this.counters.connections++;
+    const conn: Conn = { socket, decoder: new FrameDecoder(this.o.maxFrameBytes), tail: Promise.resolve(), closing: false };
+    this.conns.add(conn);
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'ingest connection error'));
+    socket.on('close', () => this.conns.delete(conn));
+    socket.on('drain', () => { if (!conn.closing) socket.resume(); });
+    socket.on('data', (chunk: Buffer) => this.connOnData(conn, chunk));
+  }
+
+  private connOnData(conn: Conn, chunk: Buffer): void {
+    if (conn.closing) return;
+    for (const item of conn.decoder.push(chunk)) {
+      this.handleItem(conn, item);
+      if (conn.closing) return;
+    }
+    if (conn.socket.writableLength > MAX_UNREAD_ACK_BYTES) conn.socket.pause();
+  }
+
+  private handleItem(conn: Conn, item: DecodedItem): void {
+    this.counters.frames++;
+    if (item.kind === 'bad-start') {
+      this.counters.badFrames++;
+      this.log.warn({ first_byte: item.byte }, 'ingest connection with an unknown encoding; closed');
+      this.sendAck(conn, 'ndjson', errorAck('TPWS_ERR_BAD_FRAME', `the first byte (0x${item.byte.toString(16).padStart(2, '0')}) must be '{', '[' or whitespace for NDJSON, or 0x00 for length-prefixed msgpack`), null);
+      this.endConn(conn);
+      return;
+    }
+    const enc = conn.decoder.encoding as Encoding;
+    if (item.kind === 'too-large') {
+      this.counters.badFrames++;
+      this.log.warn({ size: item.size, max: this.o.maxFrameBytes }, 'ingest frame too large');
+      this.sendAck(conn, enc, errorAck('TPWS_ERR_FRAME_TOO_LARGE', `frame of ${item.size} bytes is larger than ingest.maxFrameBytes (${this.o.maxFrameBytes}); split it`), null);
+      if (conn.decoder.fatal) this.endConn(conn);
+      return;
+    }
+    if (this.closing) {
+      this.sendAck(conn, enc, errorAck('TPWS_ERR_UNAVAILABLE', 'the daemon is shutting down; retry later or write the event to the table'), null);
+      this.endConn(conn);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = enc === 'ndjson' ? JSON.parse(item.body.toString('utf8')) : unpackr.unpack(item.body);
+    } catch (err) {
+      this.counters.badFrames++;
+      const what = enc === 'ndjson' ? 'JSON' : 'msgpack';
+      this.log.warn({ reason: (err as Error).message.slice(0, 200) }, `ingest frame is not valid ${what}`);
+      this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', `frame is not valid ${what}: ${(err as Error).message.slice(0, 200)}`), null);
+      return;
+    }
+    if (Array.isArray(value)) this.handleBatch(conn, enc, value);
+    else if (typeof value === 'object' && value !== null) {
+      const r = this.intake.accept(value, 'socket');
+      this.count(r);
+      this.sendAck(conn, enc, resultAck(r), r.ok ? r.journaled : null);
+    } else {
+      this.counters.badFrames++;
+      this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
+    }
+  }
+
+  private handleBatch(conn: Conn, enc: Encoding, list: unknown[]): void {
+    if (list.length > this.o.maxBatchEvents) {
+      this.counters.badFrames++;
+      this.sendAck(conn, enc, errorAck('TPWS_ERR_BATCH_TOO_LARGE', `batch of ${list.length} events is larger than ingest.maxBatchEvents (${this.o.maxBatchEvents}); split it`), null);
+      return;
+    }
+    const results = list.map((input) => this.intake.accept(input, 'socket'));
+    const acks = results.map((r) => { this.count(r); return resultAck(r); });
+    const waits = results.flatMap((r) => (r.ok ? [r.journaled] : []));
+    const ack: Ack = { ok: results.every((r) => r.ok), results: acks };
+    // The batch's journal state: pending if any of its events is.
+    const wait = waits.length === 0 ? null : Promise.all(waits).then((o) => (o.every((x) => x === 'written') ? 'written' : 'pending') as JournalOutcome);
+    this.sendAck(conn, enc, ack, wait, acks);
+  }
+
+  private count(r: IntakeResult): void {
+    if (!r.ok) {
+      this.counters.eventsRejected++;
+      this.log.info({ id: r.id, field: r.error.field, rule: r.error.rule }, 'ingest event rejected');
+    } else if (r.duplicate) this.counters.duplicates++;
+    else this.counters.eventsAccepted++;
+  }
+
+  /**
+   * Queue an ack behind the previous ones. When `wait` is given the ack waits
+   * for the journal; a `pending` or `dropped` outcome is reported as
+   * `journal: "pending"` on the ack (or on each result of a batch).
+   */
+  private sendAck(conn: Conn, enc: Encoding, ack: Ack, wait: Promise<JournalOutcome> | null, results?: Ack[]): void {
+    const write = (outcome: JournalOutcome | null) => {
+      if (outcome !== null && outcome !== 'written') {
+        if (results) for (const r of results) { if (r.ok === true) r.journal = 'pending'; }
+        else ack.journal = 'pending';
+      }
+      if (conn.socket.destroyed) return;
+      conn.socket.write(encodeAck(enc, ack));
+    };
+    conn.tail = wait === null ? conn.tail.then(() => write(null)) : conn.tail.then(() => wait).then(write);
+  }
+
+  private endConn(conn: Conn): void {
+    conn.closing = true;
+    conn.socket.pause();
+    void conn.tail.then(() => conn.socket.end());
+  }
+
+  /** Stop listening; answer frames still arriving with TPWS_ERR_UNAVAILABLE; flush acks; close. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all([...this.conns].map(async (c) => {
+      await c.tail;
+      c.socket.end();
+    }));
+    for (const c of this.conns) c.socket.destroy();
+    await closed;
+  }
+}
+
+function errorAck(code: TpWsErrorCode, message: string): Ack {
+  return { ok: false, error: { code, message } };
+}
+
+function resultAck(r: IntakeResult): Ack {
+  if (!r.ok) {
+    const ack: Ack = { ok: false };
+    if (r.id !== null) ack.id = r.id;
+    ack.error = { code: 'TPWS_ERR_INVALID_EVENT', message: r.error.message };
+    return ack;
+  }
+  const ack: Ack = { ok: true, id: r.event.id, seq: r.seq };
+  if (r.duplicate) ack.duplicate = true;
+  return ack;
+}
+
+function encodeAck(enc: Encoding, ack: Ack): Buffer | string {
+  if (enc === 'ndjson') return JSON.stringify(ack) + '\n';
+  const body = packr.pack(ack);
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * A socket file left by a daemon that died is removed; one a live daemon
+ * answers on is an error; a path that is not a socket is never touched.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  if (!isSocket) throw new TpWsError('TPWS_ERR_LISTEN', `ingest socket path ${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    const timer = setTimeout(() => { s.destroy(); resolve(true); }, 1000);
+    s.once('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
+    s.once('error', () => { clearTimeout(timer); resolve(false); });
+  });
+  if (live) throw new TpWsError('TPWS_ERR_SOCKET_IN_USE', `ingest socket ${path} belongs to a running daemon; stop it or use another --socket`);
+  unlinkSync(path);
+}
+
+/** A group name (from /etc/group) or a numeric gid. */
+function resolveGid(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined) return Number(gid);
+  }
+  throw new Error(`unknown group ${group}`);
+}
