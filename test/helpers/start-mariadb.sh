@@ -15,11 +15,20 @@ set -euo pipefail
 PATH="$PATH:/usr/sbin:/usr/local/sbin"
 command -v mariadbd >/dev/null 2>&1 || { echo "start-mariadb: mariadbd not found (apt-get install mariadb-server)" >&2; exit 1; }
 
-datadir=$(mktemp -d "${TMPDIR:-/tmp}/tpws-mariadb.XXXXXX")
+# `--restart DATADIR PORT` starts a server again on the data directory of one
+# that was stopped or killed (the failure tests do this); nothing is re-created.
+restart=
+if [ "${1:-}" = "--restart" ]; then
+  restart=1
+  datadir=$2
+  port=$3
+else
+  datadir=$(mktemp -d "${TMPDIR:-/tmp}/tpws-mariadb.XXXXXX")
+  password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  port=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+fi
 sock="$datadir/mysqld.sock"
 log="$datadir/error.log"
-password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
-port=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 
 # mariadbd refuses to run as root unless told to; as another user it simply runs as that user.
 user_opt=()
@@ -29,11 +38,11 @@ fail() {
   echo "start-mariadb: $1" >&2
   [ -f "$log" ] && tail -n 20 "$log" >&2
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
-  rm -rf "$datadir"
+  [ -n "$restart" ] || rm -rf "$datadir"
   exit 1
 }
 
-mariadb-install-db --no-defaults "${user_opt[@]}" --datadir="$datadir/data" \
+[ -n "$restart" ] || mariadb-install-db --no-defaults "${user_opt[@]}" --datadir="$datadir/data" \
   --auth-root-authentication-method=socket --skip-test-db >"$datadir/install.log" 2>&1 \
   || { cat "$datadir/install.log" >&2; fail "mariadb-install-db failed"; }
 
@@ -50,6 +59,12 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 mariadb-admin --no-defaults --socket="$sock" -u "$(id -un)" ping >/dev/null 2>&1 || fail "mariadbd did not answer within 30 s"
+
+if [ -n "$restart" ]; then
+  echo "start-mariadb: MariaDB restarted, pid $pid on 127.0.0.1:$port" >&2
+  echo "export TPWS_TEST_MYSQL_PID=$pid"
+  exit 0
+fi
 
 mariadb --no-defaults --socket="$sock" -u "$(id -un)" <<SQL || fail "could not create the tpws user"
 CREATE USER 'tpws'@'127.0.0.1' IDENTIFIED BY '$password';
