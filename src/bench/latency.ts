@@ -1,0 +1,98 @@
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ClientProcess, DaemonProcess, percentiles, sleep } from './harness.js';
+
+export interface LatencyOptions {
+  clients: number;
+  ratePerSec: number;
+  seconds: number;
+}
+
+/**
+ * Socket ingest → browser latency: a daemon process, `clients` WebSocket
+ * clients (one user each) in a second process, and this process writing
+ * `ratePerSec` user-targeted events to the ingest socket (NDJSON, pipelined,
+ * each to the next user in turn) for `seconds`. Latency is measured in the
+ * client process from the sender's hrtime stamp, so it includes the client's
+ * own parsing.
+ */
+export async function benchSocketLatency(o: LatencyOptions): Promise<Record<string, unknown>> {
+  const daemon = await DaemonProcess.start();
+  const clients = await ClientProcess.start(daemon, o.clients);
+  try {
+    const sock = connect(daemon.socket);
+    await new Promise((r) => sock.once('connect', r));
+    let acks = 0;
+    sock.on('data', (b: Buffer) => { for (const c of b) if (c === 0x0a) acks++; });
+    const total = o.ratePerSec * o.seconds;
+    const tickMs = 10;
+    const perTick = Math.max(1, Math.round((o.ratePerSec * tickMs) / 1000));
+    const start = Date.now();
+    let sent = 0;
+    while (sent < total) {
+      let chunk = '';
+      for (let i = 0; i < perTick && sent < total; i++, sent++) {
+        chunk += JSON.stringify({ event_type: 'bench', target_type: 'user', target_id: (sent % o.clients) + 1, payload: { t0: process.hrtime.bigint().toString(), n: sent } }) + '\n';
+      }
+      sock.write(chunk);
+      const next = start + (sent / o.ratePerSec) * 1000;
+      await sleep(Math.max(0, next - Date.now()));
+    }
+    const deadline = Date.now() + 10_000;
+    while (acks < total && Date.now() < deadline) await sleep(20);
+    await sleep(200);
+    const r = await clients.report();
+    sock.end();
+    return {
+      name: 'socket-ingest-to-client-latency',
+      clients: o.clients,
+      rate_per_s: o.ratePerSec,
+      events: total,
+      acked: acks,
+      delivered: r.received,
+      latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
+    };
+  } finally {
+    await clients.stop();
+    await daemon.stop();
+  }
+}
+
+/**
+ * Table path: rows inserted into the embedded store by another connection
+ * (as PHP would insert into MySQL) at `ratePerSec`, delivered by the poller
+ * at its default intervals. Measures insert → client latency.
+ */
+export async function benchTableLatency(o: LatencyOptions): Promise<Record<string, unknown>> {
+  const daemon = await DaemonProcess.start();
+  const clients = await ClientProcess.start(daemon, o.clients);
+  const db = new Database(join(daemon.stateDir, 'tp-ws.db'));
+  db.pragma('busy_timeout = 5000');
+  try {
+    const insert = db.prepare("INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES ('bench', 'user', ?, ?)");
+    const total = o.ratePerSec * o.seconds;
+    const start = Date.now();
+    for (let n = 0; n < total; n++) {
+      insert.run((n % o.clients) + 1, JSON.stringify({ t0: process.hrtime.bigint().toString(), n }));
+      const next = start + ((n + 1) / o.ratePerSec) * 1000;
+      await sleep(Math.max(0, next - Date.now()));
+    }
+    await sleep(1500);
+    const r = await clients.report();
+    return {
+      name: 'table-insert-to-client-latency',
+      store: 'sqlite',
+      clients: o.clients,
+      rate_per_s: o.ratePerSec,
+      events: total,
+      delivered: r.received,
+      poller: { interval_ms: 250, idle_interval_ms: 500 },
+      latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
+    };
+  } finally {
+    db.close();
+    await clients.stop();
+    await daemon.stop();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: runs the benchmarks and prints one JSON document on
+ * stdout (progress on stderr). `npm run bench -- NAME…` runs only those.
+ * Every benchmark is bounded in count and time and talks to loopback only.
+ */
+import { arch, cpus, platform } from 'node:os';
+import { benchSocketLatency, benchTableLatency } from './latency.js';
+
+type Bench = () => Promise<Record<string, unknown>>;
+
+const BENCHES: Record<string, Bench> = {
+  'socket-latency': () => benchSocketLatency({ clients: 1000, ratePerSec: 1000, seconds: 10 }),
+  'table-latency': () => benchTableLatency({ clients: 1000, ratePerSec: 100, seconds: 10 }),
+};
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const names = only.length > 0 ? only : Object.keys(BENCHES);
+  const unknown = names.filter((n) => !(n in BENCHES));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const results: Record<string, unknown>[] = [];
+  for (const name of names) {
+    process.stderr.write(`bench ${name}…\n`);
+    results.push(await BENCHES[name]());
+  }
+  const out = {
+    machine: { node: process.version, platform: platform(), arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model },
+    date: new Date().toISOString(),
+    results,
+  };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+await main();
