@@ -218,3 +218,29 @@ describe('ingest socket file', () => {
     await d.stop();
   });
 });
+
+describeStores('retention', ({ newStoreUrl }) => {
+  it('deletes processed events older than retention.hours and expired tokens, keeps the rest', async () => {
+    const url = await newStoreUrl();
+    const d = await startDaemon({ 'store.url': url, 'retention.intervalSec': 1, 'retention.hours': 1 });
+    const sql = await openSeeder(url, P);
+    try {
+      const ins = (uuid: string, processed: number, processedAgoSec: number | null) => sql.execSql(
+        `INSERT INTO {{prefix}}websocket_events (event_type, target_type, target_id, payload, event_uuid, processed, processed_at) VALUES ('r', 'user', 1, '{}', ?, ?, ${processedAgoSec === null ? 'NULL' : sql.timeSql(-processedAgoSec)})`,
+        [uuid, processed],
+      );
+      await ins('old-delivered', PROCESSED.DELIVERED, 7200);
+      await ins('old-rejected', PROCESSED.REJECTED, 7200);
+      await ins('recent', PROCESSED.DELIVERED, 60);
+      await sql.seedToken(1, 'e'.repeat(64), -60);
+      await sql.seedToken(1, 'a'.repeat(64), 3600);
+      const uuids = async () => (await sql.execSql<{ event_uuid: string }>("SELECT event_uuid FROM {{prefix}}websocket_events WHERE event_type = 'r' ORDER BY event_uuid")).map((r) => r.event_uuid);
+      await until(async () => (await uuids()).length === 1, 'retention cleanup');
+      expect(await uuids()).toEqual(['recent']);
+      expect((await sql.execSql<{ token: string }>('SELECT token FROM {{prefix}}websocket_tokens')).map((r) => r.token)).toEqual(['a'.repeat(64)]);
+    } finally {
+      await sql.close();
+      await d.stop();
+    }
+  });
+});
