@@ -5,12 +5,15 @@
  */
 import { arch, cpus, platform } from 'node:os';
 import { benchSocketLatency, benchTableLatency } from './latency.js';
+import { benchIngestThroughput } from './throughput.js';
 
 type Bench = () => Promise<Record<string, unknown>>;
 
 const BENCHES: Record<string, Bench> = {
   'socket-latency': () => benchSocketLatency({ clients: 1000, ratePerSec: 1000, seconds: 10 }),
   'table-latency': () => benchTableLatency({ clients: 1000, ratePerSec: 100, seconds: 10 }),
+  'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
+  'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
 };
 
 async function main(): Promise<void> {
