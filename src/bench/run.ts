@@ -6,6 +6,7 @@
 import { arch, cpus, platform } from 'node:os';
 import { benchSocketLatency, benchTableLatency } from './latency.js';
 import { benchIngestThroughput } from './throughput.js';
+import { benchEmitColdStart } from './emit-cold-start.js';
 
 type Bench = () => Promise<Record<string, unknown>>;
 
@@ -14,6 +15,7 @@ const BENCHES: Record<string, Bench> = {
   'table-latency': () => benchTableLatency({ clients: 1000, ratePerSec: 100, seconds: 10 }),
   'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
   'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
+  'emit-cold-start': () => benchEmitColdStart({ runs: 30 }),
 };
 
 async function main(): Promise<void> {
