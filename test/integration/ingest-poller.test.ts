@@ -7,18 +7,11 @@ import { PROCESSED } from '../../src/store/store.js';
 import { describeStores } from '../helpers/stores.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { until } from '../helpers/until.js';
 import { IngestClient } from '../helpers/ingest-client.js';
 import { openSeeder, type Seeder } from '../helpers/seed.js';
 
 const P = 'teampass_';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
   let d: TestDaemon;

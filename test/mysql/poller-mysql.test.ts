@@ -6,17 +6,10 @@ import { createTestDatabase, describeMysql } from '../helpers/mysql.js';
 import { PrivateMariadb } from '../helpers/private-mariadb.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { until } from '../helpers/until.js';
 import { IngestClient } from '../helpers/ingest-client.js';
 
 const T = 'teampass_websocket_events';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function userClient(d: TestDaemon, userId: number): Promise<TestClient> {
   const token = await mintJwt(d.daemon.jwtKey!, d.daemon.config.auth.jwt, { userId, ttlSec: 600 });
