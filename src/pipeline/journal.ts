@@ -11,6 +11,12 @@ export interface JournalOptions {
   maxQueue: number;
   /** Backoff cap while the store is down. */
   maxBackoffMs: number;
+  /**
+   * A write still running after this long settles its waiters as `pending`
+   * (the events stay queued), so a slow database does not hold senders' acks
+   * past their timeouts. Default 250.
+   */
+  slowWriteMs?: number;
 }
 
 export interface JournalCounters {
@@ -101,6 +107,7 @@ export class Journal {
 
   private async writeBatch(): Promise<void> {
     const batch = this.queue.slice(0, this.o.batchSize);
+    const slow = setTimeout(() => { for (const p of this.queue) settle(p, 'pending'); }, this.o.slowWriteMs ?? 250);
     try {
       await this.store.journalEvents(batch.map((p) => p.row));
       this.queue.splice(0, batch.length);
@@ -114,6 +121,7 @@ export class Journal {
       for (const p of this.queue) settle(p, 'pending');
       if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, queued: this.queue.length, failures: this.failures }, 'journal write failed; events kept in memory, retrying');
     } finally {
+      clearTimeout(slow);
       this.writing = false;
     }
     if (this.queue.length === 0) {
