@@ -38,6 +38,9 @@ import {
   type UserRecord,
 } from './store.js';
 
+/** Longest a single query may take before it fails (and its connection is dropped). */
+const QUERY_TIMEOUT_MS = 10_000;
+
 /** Where to connect, from a `mysql://` URL. */
 export interface MysqlTarget {
   host: string;
@@ -171,7 +174,9 @@ export class MysqlStore implements Store {
   async #q<T = RowDataPacket[]>(op: string, sql: string, params: unknown[] = [], via: Queryable = this.#pool): Promise<T> {
     if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `mysql store: ${op} after close()`);
     try {
-      const [rows] = await via.query(sql, params);
+      // A server that accepts the connection but stops answering must not hang
+      // the poller or the journal forever; migrations may legitimately run long.
+      const [rows] = await via.query({ sql, values: params, timeout: op === 'migrate' ? undefined : QUERY_TIMEOUT_MS });
       return rows as T;
     } catch (err) {
       throw storeError(op, err);
