@@ -60,6 +60,51 @@ export async function benchSocketLatency(o: LatencyOptions): Promise<Record<stri
 }
 
 /**
+ * Table path on MariaDB/MySQL: the same as benchTableLatency, with the
+ * daemon on a fresh database of the server at `serverUrl`
+ * (`mysql://user:pass@host:port/`) and rows inserted with mysql2, as
+ * TeamPass's PHP inserts them.
+ */
+export async function benchTableLatencyMysql(o: LatencyOptions & { serverUrl: string }): Promise<Record<string, unknown>> {
+  const mysql = (await import('mysql2/promise')).default;
+  const dbName = `tpws_bench_${Date.now()}`;
+  const admin = await mysql.createConnection({ uri: o.serverUrl });
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const url = new URL(o.serverUrl);
+  url.pathname = `/${dbName}`;
+  const daemon = await DaemonProcess.start({ TPWS_STORE: url.toString() });
+  const clients = await ClientProcess.start(daemon, o.clients);
+  const conn = await mysql.createConnection({ uri: url.toString() });
+  try {
+    const total = o.ratePerSec * o.seconds;
+    const start = Date.now();
+    for (let n = 0; n < total; n++) {
+      await conn.query("INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES ('bench', 'user', ?, ?)", [(n % o.clients) + 1, JSON.stringify({ t0: process.hrtime.bigint().toString(), n })]);
+      const next = start + ((n + 1) / o.ratePerSec) * 1000;
+      await sleep(Math.max(0, next - Date.now()));
+    }
+    await sleep(1500);
+    const r = await clients.report();
+    return {
+      name: 'table-insert-to-client-latency',
+      store: 'mariadb',
+      clients: o.clients,
+      rate_per_s: o.ratePerSec,
+      events: total,
+      delivered: r.received,
+      poller: { interval_ms: 250, idle_interval_ms: 500 },
+      latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
+    };
+  } finally {
+    await conn.end();
+    await clients.stop();
+    await daemon.stop();
+    await admin.query(`DROP DATABASE ${dbName}`);
+    await admin.end();
+  }
+}
+
+/**
  * Table path: rows inserted into the embedded store by another connection
  * (as PHP would insert into MySQL) at `ratePerSec`, delivered by the poller
  * at its default intervals. Measures insert → client latency.

@@ -4,7 +4,7 @@
  * Every benchmark is bounded in count and time and talks to loopback only.
  */
 import { arch, cpus, platform } from 'node:os';
-import { benchSocketLatency, benchTableLatency } from './latency.js';
+import { benchSocketLatency, benchTableLatency, benchTableLatencyMysql } from './latency.js';
 import { benchIngestThroughput } from './throughput.js';
 import { benchEmitColdStart } from './emit-cold-start.js';
 
@@ -13,6 +13,12 @@ type Bench = () => Promise<Record<string, unknown>>;
 const BENCHES: Record<string, Bench> = {
   'socket-latency': () => benchSocketLatency({ clients: 1000, ratePerSec: 1000, seconds: 10 }),
   'table-latency': () => benchTableLatency({ clients: 1000, ratePerSec: 100, seconds: 10 }),
+  // Needs a MariaDB/MySQL server: TPWS_BENCH_MYSQL_URL=mysql://user:pass@host:port/ (skipped without it).
+  'table-latency-mysql': async () => {
+    const serverUrl = process.env.TPWS_BENCH_MYSQL_URL ?? process.env.TPWS_TEST_MYSQL_URL;
+    if (!serverUrl) return { name: 'table-insert-to-client-latency', store: 'mariadb', skipped: 'set TPWS_BENCH_MYSQL_URL' };
+    return benchTableLatencyMysql({ clients: 1000, ratePerSec: 100, seconds: 10, serverUrl });
+  },
   'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
   'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
   'emit-cold-start': () => benchEmitColdStart({ runs: 30 }),
