@@ -73,7 +73,7 @@ export class Daemon {
     this.intake = new Intake(this.pipeline, this.journal, config.ingest.maxPayloadBytes);
     this.ingest = config.ingest.socket === '' ? null : new UnixSocketIngest({
       path: config.ingest.socket, mode: config.ingest.socketMode, group: config.ingest.socketGroup,
-      maxFrameBytes: config.ingest.maxFrameBytes, maxBatchEvents: config.ingest.maxBatchEvents,
+      maxFrameBytes: config.ingest.maxFrameBytes, maxBatchEvents: config.ingest.maxBatchEvents, ackAfter: config.ingest.ackAfter,
     }, this.intake, this.log.child({ component: 'ingest' }));
     this.poller = !config.poller.enabled ? null : new TablePoller(this.store, this.pipeline, this.log.child({ component: 'table-poller' }), {
       intervalMs: config.poller.intervalMs, idleIntervalMs: config.poller.idleIntervalMs, batchSize: config.poller.batchSize,

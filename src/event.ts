@@ -50,6 +50,11 @@ function positiveInt(v: unknown, field: string): number {
   return v;
 }
 
+function excludeId(v: unknown, field: string): number | null {
+  if (v === 0 || v === '0') return null;
+  return positiveInt(v, field);
+}
+
 /**
  * Validate an event as received from a sender (socket frame or CLI). Accepts
  * the wire names of design §2 (`event_type`, `target_type`, `target_id`,
@@ -86,21 +91,39 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
     targetId = null;
   }
 
+  // The payload is an object, or a string holding a JSON object's text: that
+  // text is then kept byte for byte (journal, fan-out), so a PHP sender's rows
+  // are identical to what its own json_encode() would have inserted.
   let payload: Record<string, unknown>;
+  let payloadJson: string | null = null;
+  let rawPayload = input.payload;
+  if (typeof rawPayload === 'string') {
+    if (Buffer.byteLength(rawPayload) > limits.maxPayloadBytes) {
+      throw new EventInvalid('payload', `must be at most ${limits.maxPayloadBytes} bytes encoded`);
+    }
+    try {
+      rawPayload = JSON.parse(rawPayload);
+    } catch {
+      throw new EventInvalid('payload', 'must be a JSON object, or a string holding one');
+    }
+    if (isPlainObject(rawPayload)) payloadJson = input.payload as string;
+  }
   // PHP encodes an empty array as `[]` (JSON) or an empty msgpack array: it means {}.
-  if (input.payload === undefined || input.payload === null || (Array.isArray(input.payload) && input.payload.length === 0)) payload = {};
-  else if (!isPlainObject(input.payload)) throw new EventInvalid('payload', 'must be a JSON object');
-  else payload = input.payload;
+  if (rawPayload === undefined || rawPayload === null || (Array.isArray(rawPayload) && rawPayload.length === 0)) payload = {};
+  else if (!isPlainObject(rawPayload)) throw new EventInvalid('payload', 'must be a JSON object');
+  else payload = rawPayload;
 
+  // exclude_user_id 0 excludes nobody (TeamPass compares it with user ids, which start at 1).
   let excludeUserId: number | null = null;
   if (input.exclude_user_id !== undefined && input.exclude_user_id !== null) {
-    excludeUserId = positiveInt(input.exclude_user_id, 'exclude_user_id');
+    excludeUserId = excludeId(input.exclude_user_id, 'exclude_user_id');
   } else if (payload.exclude_user_id !== undefined && payload.exclude_user_id !== null) {
-    excludeUserId = positiveInt(payload.exclude_user_id, 'payload.exclude_user_id');
+    excludeUserId = excludeId(payload.exclude_user_id, 'payload.exclude_user_id');
   }
   // TeamPass's client sees exclude_user_id inside data (reference §4.3); keep the two in step.
   if (excludeUserId !== null && payload.exclude_user_id !== excludeUserId) {
     payload = { ...payload, exclude_user_id: excludeUserId };
+    payloadJson = null;
   }
 
   let createdAt = now;
@@ -112,11 +135,12 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
     createdAt = c;
   }
 
-  let payloadJson: string;
-  try {
-    payloadJson = JSON.stringify(payload);
-  } catch {
-    throw new EventInvalid('payload', 'must be encodable as JSON');
+  if (payloadJson === null) {
+    try {
+      payloadJson = JSON.stringify(payload);
+    } catch {
+      throw new EventInvalid('payload', 'must be encodable as JSON');
+    }
   }
   if (Buffer.byteLength(payloadJson) > limits.maxPayloadBytes) {
     throw new EventInvalid('payload', `must be at most ${limits.maxPayloadBytes} bytes encoded`);

@@ -85,6 +85,7 @@ export interface Config {
     maxFrameBytes: number;
     maxBatchEvents: number;
     maxPayloadBytes: number;
+    ackAfter: 'journal' | 'delivery';
   };
   dedup: { windowSize: number; windowSec: number };
   journal: { batchSize: number; flushMs: number; maxQueue: number };
@@ -181,6 +182,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'ingest.maxFrameBytes', env: 'TPWS_INGEST_MAX_FRAME_BYTES', type: 'int', min: 1024, max: 268_435_456, default: 4_194_304, doc: 'Largest ingest frame (one event or one batch).' },
   { key: 'ingest.maxBatchEvents', env: 'TPWS_INGEST_MAX_BATCH_EVENTS', type: 'int', min: 1, max: 100_000, default: 1000, doc: 'Most events in one ingest batch frame.' },
   { key: 'ingest.maxPayloadBytes', env: 'TPWS_MAX_PAYLOAD_BYTES', type: 'int', min: 256, max: 16_777_216, default: 65536, doc: 'Largest event payload, JSON-encoded.' },
+  { key: 'ingest.ackAfter', env: 'TPWS_INGEST_ACK_AFTER', type: 'enum', values: ['journal', 'delivery'], default: 'journal', doc: 'When an ingest ack is sent: `journal` once the event is fanned out and written to the events table (durable history), `delivery` as soon as it is fanned out (faster acks; the journal write follows).' },
   { key: 'dedup.windowSize', env: 'TPWS_DEDUP_WINDOW_SIZE', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Event ids remembered for de-duplication (oldest forgotten first).' },
   { key: 'dedup.windowSec', env: 'TPWS_DEDUP_WINDOW_SEC', type: 'int', min: 1, max: 604_800, default: 3600, doc: 'How long an event id is remembered for de-duplication.' },
   { key: 'journal.batchSize', env: 'TPWS_JOURNAL_BATCH_SIZE', type: 'int', min: 1, max: 10_000, default: 500, doc: 'Socket events written to the events table per INSERT.' },

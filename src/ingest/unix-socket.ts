@@ -21,6 +21,8 @@ export interface UnixSocketIngestOptions {
   group: string | null;
   maxFrameBytes: number;
   maxBatchEvents: number;
+  /** `journal`: acks wait for the journal write; `delivery`: acks leave after fan-out. */
+  ackAfter: 'journal' | 'delivery';
 }
 
 export interface IngestCounters {
@@ -43,7 +45,8 @@ interface Conn {
 }
 
 const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+// 64-bit integers decode as numbers (as JSON.parse would), not BigInt.
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /**
  * The ingest Unix socket (docs/ingest.md): frames of one event or a batch,
@@ -143,7 +146,7 @@ export class UnixSocketIngest {
     else if (typeof value === 'object' && value !== null) {
       const r = this.intake.accept(value, 'socket');
       this.count(r);
-      this.sendAck(conn, enc, resultAck(r), r.ok ? r.journaled : null);
+      this.sendAck(conn, enc, resultAck(r), r.ok && this.o.ackAfter === 'journal' ? r.journaled : null);
     } else {
       this.counters.badFrames++;
       this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
@@ -158,7 +161,7 @@ export class UnixSocketIngest {
     }
     const results = list.map((input) => this.intake.accept(input, 'socket'));
     const acks = results.map((r) => { this.count(r); return resultAck(r); });
-    const waits = results.flatMap((r) => (r.ok ? [r.journaled] : []));
+    const waits = this.o.ackAfter === 'journal' ? results.flatMap((r) => (r.ok ? [r.journaled] : [])) : [];
     const ack: Ack = { ok: results.every((r) => r.ok), results: acks };
     // The batch's journal state: pending if any of its events is.
     const wait = waits.length === 0 ? null : Promise.all(waits).then((o) => (o.every((x) => x === 'written') ? 'written' : 'pending') as JournalOutcome);

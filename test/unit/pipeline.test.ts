@@ -24,6 +24,34 @@ describe('parseEvent', () => {
     expect(e.excludeUserId).toBe(9);
   });
 
+  it('keeps a payload given as JSON text byte for byte', () => {
+    const text = '{"label":"a\\/b","n":1.0,"big":12345678901234567890,"ls":"\\u2028"}';
+    const e = parseEvent({ event_type: 'x', target_type: 'kb', payload: text }, limits, newId);
+    expect(e.payloadJson).toBe(text);
+    expect(e.payload.label).toBe('a/b');
+  });
+
+  it('re-encodes a JSON-text payload only when exclude_user_id has to be added to it', () => {
+    const e = parseEvent({ event_type: 'x', target_type: 'kb', payload: '{"a":1}', exclude_user_id: 4 }, limits, newId);
+    expect(JSON.parse(e.payloadJson)).toEqual({ a: 1, exclude_user_id: 4 });
+  });
+
+  it('treats exclude_user_id 0 as nobody excluded (TeamPass)', () => {
+    expect(parseEvent({ event_type: 'x', target_type: 'broadcast', exclude_user_id: 0 }, limits, newId).excludeUserId).toBeNull();
+    const e = parseEvent({ event_type: 'x', target_type: 'broadcast', payload: '{"exclude_user_id":0}' }, limits, newId);
+    expect(e.excludeUserId).toBeNull();
+    expect(e.payloadJson).toBe('{"exclude_user_id":0}');
+  });
+
+  it.each([
+    [{ event_type: 'x', target_type: 'kb', payload: 'not json' }, 'payload'],
+    [{ event_type: 'x', target_type: 'kb', payload: '"a string"' }, 'payload'],
+    [{ event_type: 'x', target_type: 'kb', payload: '[1]' }, 'payload'],
+  ])('rejects a JSON-text payload that is not an object: %j', (input, field) => {
+    expect(() => parseEvent(input, limits, newId)).toThrow(EventInvalid);
+    try { parseEvent(input, limits, newId); } catch (err) { expect((err as EventInvalid).field).toBe(field); }
+  });
+
   it.each([
     [null, 'event'],
     [[1], 'event'],
