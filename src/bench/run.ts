@@ -7,6 +7,7 @@ import { arch, cpus, platform } from 'node:os';
 import { benchSocketLatency, benchTableLatency, benchTableLatencyMysql } from './latency.js';
 import { benchIngestThroughput } from './throughput.js';
 import { benchEmitColdStart } from './emit-cold-start.js';
+import { benchPhpEmit } from './php-emit.js';
 
 type Bench = () => Promise<Record<string, unknown>>;
 
@@ -22,6 +23,18 @@ const BENCHES: Record<string, Bench> = {
   'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
   'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
   'emit-cold-start': () => benchEmitColdStart({ runs: 30 }),
+  'php-emit': () => benchPhpEmit({ events: 5000 }),
+  'php-emit-ack-delivery': () => benchPhpEmit({ events: 5000, ackAfter: 'delivery' }),
+  'php-emit-mysql': async () => {
+    const mysqlServerUrl = process.env.TPWS_BENCH_MYSQL_URL ?? process.env.TPWS_TEST_MYSQL_URL;
+    if (!mysqlServerUrl) return { name: 'php-emit-mysql', skipped: 'set TPWS_BENCH_MYSQL_URL' };
+    return benchPhpEmit({ events: 5000, mysqlServerUrl });
+  },
+  'php-emit-mysql-ack-delivery': async () => {
+    const mysqlServerUrl = process.env.TPWS_BENCH_MYSQL_URL ?? process.env.TPWS_TEST_MYSQL_URL;
+    if (!mysqlServerUrl) return { name: 'php-emit-mysql', skipped: 'set TPWS_BENCH_MYSQL_URL' };
+    return benchPhpEmit({ events: 5000, mysqlServerUrl, ackAfter: 'delivery' });
+  },
 };
 
 async function main(): Promise<void> {
