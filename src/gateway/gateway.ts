@@ -224,7 +224,7 @@ export class Gateway {
       this.counters.authFailures++;
       // A store outage is not the client's fault: it does not count against the IP.
       if (!exempt && !storeDown) this.authLimiter.recordFailure(conn.ip, Date.now());
-      this.log.warn({ ip: conn.ip, has_token: token !== null, store_down: storeDown }, 'authentication failed');
+      this.log.warn({ code: 'TPWS_ERR_AUTH_FAILED', ip: conn.ip, has_token: token !== null, store_down: storeDown }, 'authentication failed');
       this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
       return;
     }
@@ -274,7 +274,7 @@ export class Gateway {
       if (s === null) return;
       if (Date.now() < expiresAt) return this.armExpiry(conn, expiresAt);
       this.counters.tokenExpiryCloses++;
-      this.log.info({ session: s.id, user_id: s.userId }, 'credentials expired; closing socket');
+      this.log.info({ code: 'TPWS_ERR_AUTH_EXPIRED', session: s.id, user_id: s.userId }, 'credentials expired; closing socket');
       s.close(CloseCode.TOKEN_EXPIRED);
     }, Math.max(0, delay));
     conn.expiryTimer.unref();

@@ -117,7 +117,7 @@ export class TablePoller {
       if (outcome.kind === 'rejected') {
         rejected.push(row.rowId);
         this.counters.rowsRejected++;
-        this.log.warn({ row_id: row.rowId, event_type: row.eventType, reason: outcome.reason }, 'events table row rejected');
+        this.log.warn({ code: 'TPWS_ERR_INVALID_EVENT', row_id: row.rowId, event_type: row.eventType, reason: outcome.reason }, 'events table row rejected');
         continue;
       }
       if (outcome.kind === 'expired') {

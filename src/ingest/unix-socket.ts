@@ -122,7 +122,7 @@ export class UnixSocketIngest {
     const enc = conn.decoder.encoding as Encoding;
     if (item.kind === 'too-large') {
       this.counters.badFrames++;
-      this.log.warn({ size: item.size, max: this.o.maxFrameBytes }, 'ingest frame too large');
+      this.log.warn({ code: 'TPWS_ERR_FRAME_TOO_LARGE', size: item.size, max: this.o.maxFrameBytes }, 'ingest frame too large');
       this.sendAck(conn, enc, errorAck('TPWS_ERR_FRAME_TOO_LARGE', `frame of ${item.size} bytes is larger than ingest.maxFrameBytes (${this.o.maxFrameBytes}); split it`), null);
       if (conn.decoder.fatal) this.endConn(conn);
       return;
@@ -138,7 +138,7 @@ export class UnixSocketIngest {
     } catch (err) {
       this.counters.badFrames++;
       const what = enc === 'ndjson' ? 'JSON' : 'msgpack';
-      this.log.warn({ reason: (err as Error).message.slice(0, 200) }, `ingest frame is not valid ${what}`);
+      this.log.warn({ code: 'TPWS_ERR_BAD_FRAME', reason: (err as Error).message.slice(0, 200) }, `ingest frame is not valid ${what}`);
       this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', `frame is not valid ${what}: ${(err as Error).message.slice(0, 200)}`), null);
       return;
     }
@@ -171,7 +171,7 @@ export class UnixSocketIngest {
   private count(r: IntakeResult): void {
     if (!r.ok) {
       this.counters.eventsRejected++;
-      this.log.info({ id: r.id, field: r.error.field, rule: r.error.rule }, 'ingest event rejected');
+      this.log.info({ code: 'TPWS_ERR_INVALID_EVENT', id: r.id, field: r.error.field, rule: r.error.rule }, 'ingest event rejected');
     } else if (r.duplicate) this.counters.duplicates++;
     else this.counters.eventsAccepted++;
   }
