@@ -4,7 +4,7 @@
  * (see `store.ts`); the SQL differs only where the dialects do.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { TpWsError } from '../errors.js';
@@ -73,8 +73,13 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     this.prefix = options.prefix;
     try {
-      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+      // The file holds users and live tokens: a new one is private to the
+      // daemon's user (SQLite gives its -wal and -shm files the same mode).
+      const onDisk = options.path !== ':memory:';
+      const created = onDisk && !existsSync(options.path);
+      if (onDisk) mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
       this.#db = new Database(options.path);
+      if (created) chmodSync(options.path, 0o600);
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('busy_timeout = 5000');
     } catch (err) {

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createConnection } from 'mysql2/promise';
 import { isTpWsError } from '../../src/errors.js';
 import { mysqlConnectionOptions, parseMysqlUrl } from '../../src/store/mysql-store.js';
 import { openStore, parseStoreUrl, redactStoreUrl } from '../../src/store/open-store.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { PROCESSED, type EventInsert, type Store } from '../../src/store/store.js';
 import { createTestDatabase, describeMysql } from '../helpers/mysql.js';
 import { openSeeder, type Seeder } from '../helpers/seed.js';
@@ -550,5 +554,18 @@ describeMysql('MysqlStore poller lock on a lost connection', () => {
     await b.releasePollerLock();
     expect(await a.acquirePollerLock()).toBe(true);
     expect(await holder()).not.toBe(first);
+  });
+});
+
+describe('SqliteStore file permissions', () => {
+  it('creates a new database file readable by its owner only, in a private directory', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tpws-perm-'));
+    const path = join(root, 'state', 'tp-ws.db');
+    const store = new SqliteStore({ path, prefix: 'teampass_' });
+    await store.migrate();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(root, 'state')).mode & 0o777).toBe(0o700);
+    await store.close();
+    rmSync(root, { recursive: true, force: true });
   });
 });
