@@ -5,7 +5,6 @@ import { JwtAuthenticator } from './auth/jwt.js';
 import { resolveJwtKey, type JwtKey } from './auth/jwt-key.js';
 import { TeampassTokenAuthenticator } from './auth/teampass-token.js';
 import type { Config } from './config/schema.js';
-import { EventInvalid } from './event.js';
 import { TpWsError } from './errors.js';
 import { Hub } from './fanout/hub.js';
 import { Gateway } from './gateway/gateway.js';
@@ -169,4 +168,3 @@ export class Daemon {
   }
 }
 
-export { EventInvalid };

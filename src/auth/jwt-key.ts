@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { TpWsError } from '../errors.js';
 
 export type JwtKey =
-  | { kind: 'secret'; key: Uint8Array; algorithms: string[]; source: 'config' | 'file' | 'development' ; path?: string }
+  | { kind: 'secret'; key: Uint8Array; algorithms: string[]; source: 'config' | 'file' | 'development'; path?: string }
   | { kind: 'public'; key: KeyObject; algorithms: string[]; source: 'file'; path: string };
 
 /** Name of the development secret file inside the state directory. */

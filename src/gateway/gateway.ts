@@ -99,7 +99,7 @@ export class Gateway {
       editionLockTimeoutSec: this.cfg.teampass.editionLockTimeoutSec,
       kbLockTimeoutSec: this.cfg.teampass.kbLockTimeoutSec,
     };
-    this.server = createServer((req, res) => {
+    this.server = createServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
       res.end('tp-ws: WebSocket endpoint; connect with a WebSocket client\n');
     });

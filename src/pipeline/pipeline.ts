@@ -15,15 +15,12 @@ export interface AcceptResult {
   recipients: number;
 }
 
-/** Receives every event that was fanned out, with its seq (the journal, hooks). */
-export interface DeliveryListener {
-  onDelivered(event: BridgeEvent, seq: number, source: EventSource): void;
-}
-
 export interface PipelineCounters {
   accepted: number;
   duplicates: number;
   deliveries: number;
+  /** Events fanned out, by where they came from. */
+  bySource: Record<EventSource, number>;
 }
 
 /**
@@ -33,18 +30,13 @@ export interface PipelineCounters {
  * same Buffer to every recipient.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { accepted: 0, duplicates: 0, deliveries: 0 };
+  readonly counters: PipelineCounters = { accepted: 0, duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0 } };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
   private seq = 0;
-  private readonly listeners: DeliveryListener[] = [];
 
   constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string) {
     this.epoch = epoch;
-  }
-
-  addListener(l: DeliveryListener): void {
-    this.listeners.push(l);
   }
 
   get lastSeq(): number {
@@ -63,10 +55,10 @@ export class Pipeline {
     }
     const seq = ++this.seq;
     this.counters.accepted++;
+    this.counters.bySource[source]++;
     const data = Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq }));
     const recipients = this.hub.deliver(event, data);
     this.counters.deliveries += recipients;
-    for (const l of this.listeners) l.onDelivered(event, seq, source);
     return { delivered: true, seq, recipients };
   }
 }

@@ -64,6 +64,7 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
       expect(m).toMatchObject({ event: 'item_updated', id: 'evt-ndjson-1', seq: ack.seq, data: { item_id: 4, label: 'é/x' } });
       // The ack waited for the journal: the row is already there.
       expect(await row('evt-ndjson-1')).toMatchObject({ processed: PROCESSED.DELIVERED, event_type: 'item_updated', target_type: 'folder', target_id: 10 });
+      expect(d.daemon.pipeline.counters.bySource.socket).toBe(1);
       const stored = (await row('evt-ndjson-1')).payload;
       expect(typeof stored === 'string' ? JSON.parse(stored) : stored).toEqual({ item_id: 4, label: 'é/x' });
     });
@@ -149,8 +150,10 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
 
   describe('table poller', () => {
     it('delivers a row inserted by plain SQL (as TeamPass does) once, to the right sockets, and marks it processed', async () => {
+      const fromTable = d.daemon.pipeline.counters.bySource.table;
       const id = await teampassInsert('item_created', 'folder', 10, '{"item_id":9,"label":"from php","server_timestamp":1763769600}');
       const m = await alice.nextEvent();
+      expect(d.daemon.pipeline.counters.bySource.table).toBe(fromTable + 1);
       expect(m).toMatchObject({ event: 'item_created', id: `row-${id}`, data: { item_id: 9, label: 'from php', server_timestamp: 1763769600 } });
       await until(async () => (await rowById(id)).processed === PROCESSED.DELIVERED, 'processed = 1');
       await barrier();
