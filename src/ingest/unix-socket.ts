@@ -72,6 +72,10 @@ export class UnixSocketIngest {
 
   async listen(): Promise<void> {
     const path = this.o.path;
+    // sockaddr_un holds 108 bytes with the terminating NUL; a longer path fails obscurely.
+    if (Buffer.byteLength(path) > 107) {
+      throw new TpWsError('TPWS_ERR_LISTEN', `ingest socket path is ${Buffer.byteLength(path)} bytes long; Unix sockets allow at most 107: choose a shorter ingest.socket`);
+    }
     mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     await removeStaleSocket(path);
     await new Promise<void>((resolve, reject) => {

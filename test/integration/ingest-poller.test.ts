@@ -205,6 +205,13 @@ describe('ingest socket file', () => {
     await d.stop();
   });
 
+  it('refuses a path too long for a Unix socket with a clear error', async () => {
+    const d = await startDaemon();
+    const path = join(d.stateDir, 'x'.repeat(120), 'ingest.sock');
+    await expect(startDaemon({ 'ingest.socket': path })).rejects.toMatchObject({ code: 'TPWS_ERR_LISTEN', message: expect.stringMatching(/at most 107/) });
+    await d.stop();
+  });
+
   it('refuses to replace a path that is not a socket', async () => {
     const d = await startDaemon();
     const path = join(d.stateDir, 'not-a-socket');
