@@ -59,6 +59,37 @@ export async function benchSocketLatency(o: LatencyOptions): Promise<Record<stri
   }
 }
 
+type InsertRow = (userId: number, payloadJson: string) => unknown;
+
+/**
+ * Insert `ratePerSec` user-targeted rows for `seconds` with `insert` (each
+ * payload carries the sender's hrtime stamp), let the poller deliver them,
+ * and report the insert → client latency seen by `clients`.
+ */
+async function measureTablePath(o: LatencyOptions, store: string, clients: ClientProcess, insert: InsertRow): Promise<Record<string, unknown>> {
+  const total = o.ratePerSec * o.seconds;
+  const start = Date.now();
+  for (let n = 0; n < total; n++) {
+    await insert((n % o.clients) + 1, JSON.stringify({ t0: process.hrtime.bigint().toString(), n }));
+    const next = start + ((n + 1) / o.ratePerSec) * 1000;
+    await sleep(Math.max(0, next - Date.now()));
+  }
+  await sleep(1500);
+  const r = await clients.report();
+  return {
+    name: 'table-insert-to-client-latency',
+    store,
+    clients: o.clients,
+    rate_per_s: o.ratePerSec,
+    events: total,
+    delivered: r.received,
+    poller: { interval_ms: 250, idle_interval_ms: 500 },
+    latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
+  };
+}
+
+const INSERT_SQL = "INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES ('bench', 'user', ?, ?)";
+
 /**
  * Table path on MariaDB/MySQL: the same as benchTableLatency, with the
  * daemon on a fresh database of the server at `serverUrl`
@@ -76,25 +107,7 @@ export async function benchTableLatencyMysql(o: LatencyOptions & { serverUrl: st
   const clients = await ClientProcess.start(daemon, o.clients);
   const conn = await mysql.createConnection({ uri: url.toString() });
   try {
-    const total = o.ratePerSec * o.seconds;
-    const start = Date.now();
-    for (let n = 0; n < total; n++) {
-      await conn.query("INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES ('bench', 'user', ?, ?)", [(n % o.clients) + 1, JSON.stringify({ t0: process.hrtime.bigint().toString(), n })]);
-      const next = start + ((n + 1) / o.ratePerSec) * 1000;
-      await sleep(Math.max(0, next - Date.now()));
-    }
-    await sleep(1500);
-    const r = await clients.report();
-    return {
-      name: 'table-insert-to-client-latency',
-      store: 'mariadb',
-      clients: o.clients,
-      rate_per_s: o.ratePerSec,
-      events: total,
-      delivered: r.received,
-      poller: { interval_ms: 250, idle_interval_ms: 500 },
-      latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
-    };
+    return await measureTablePath(o, 'mariadb', clients, (userId, payload) => conn.query(INSERT_SQL, [userId, payload]));
   } finally {
     await conn.end();
     await clients.stop();
@@ -115,26 +128,8 @@ export async function benchTableLatency(o: LatencyOptions): Promise<Record<strin
   const db = new Database(join(daemon.stateDir, 'tp-ws.db'));
   db.pragma('busy_timeout = 5000');
   try {
-    const insert = db.prepare("INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES ('bench', 'user', ?, ?)");
-    const total = o.ratePerSec * o.seconds;
-    const start = Date.now();
-    for (let n = 0; n < total; n++) {
-      insert.run((n % o.clients) + 1, JSON.stringify({ t0: process.hrtime.bigint().toString(), n }));
-      const next = start + ((n + 1) / o.ratePerSec) * 1000;
-      await sleep(Math.max(0, next - Date.now()));
-    }
-    await sleep(1500);
-    const r = await clients.report();
-    return {
-      name: 'table-insert-to-client-latency',
-      store: 'sqlite',
-      clients: o.clients,
-      rate_per_s: o.ratePerSec,
-      events: total,
-      delivered: r.received,
-      poller: { interval_ms: 250, idle_interval_ms: 500 },
-      latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
-    };
+    const insert = db.prepare(INSERT_SQL);
+    return await measureTablePath(o, 'sqlite', clients, (userId, payload) => insert.run(userId, payload));
   } finally {
     db.close();
     await clients.stop();
