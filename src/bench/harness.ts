@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import { loadConfig } from '../config/load.js';
 
 const BIN = fileURLToPath(new URL('../../bin/tp-ws.js', import.meta.url));
 const CLIENTS = fileURLToPath(new URL('./clients.js', import.meta.url));
@@ -29,7 +30,7 @@ export function percentiles(values: number[]): Percentiles {
 
 /** A daemon in its own process (`tp-ws serve`), as in production. */
 export class DaemonProcess {
-  private constructor(readonly child: ChildProcess, readonly port: number, readonly socket: string, readonly stateDir: string, private readonly secret: string) {}
+  private constructor(readonly child: ChildProcess, readonly port: number, readonly socket: string, readonly stateDir: string, private readonly secret: string, private readonly env: Record<string, string>) {}
 
   static async start(env: Record<string, string> = {}): Promise<DaemonProcess> {
     const stateDir = mkdtempSync(join(tmpdir(), 'tpws-bench-'));
@@ -47,7 +48,13 @@ export class DaemonProcess {
       });
       child.once('exit', (code) => reject(new Error(`daemon exited with ${code}`)));
     });
-    return new DaemonProcess(child, port, socket, stateDir, secret);
+    return new DaemonProcess(child, port, socket, stateDir, secret, env);
+  }
+
+  /** The poller intervals this daemon runs with (its defaults unless the env overrides them). */
+  get poller(): { interval_ms: number; idle_interval_ms: number } {
+    const cfg = loadConfig({ env: { ...process.env, ...this.env } });
+    return { interval_ms: cfg.poller.intervalMs, idle_interval_ms: cfg.poller.idleIntervalMs };
   }
 
   get url(): string {

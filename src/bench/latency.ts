@@ -66,7 +66,7 @@ type InsertRow = (userId: number, payloadJson: string) => unknown;
  * payload carries the sender's hrtime stamp), let the poller deliver them,
  * and report the insert → client latency seen by `clients`.
  */
-async function measureTablePath(o: LatencyOptions, store: string, clients: ClientProcess, insert: InsertRow): Promise<Record<string, unknown>> {
+async function measureTablePath(o: LatencyOptions, store: string, daemon: DaemonProcess, clients: ClientProcess, insert: InsertRow): Promise<Record<string, unknown>> {
   const total = o.ratePerSec * o.seconds;
   const start = Date.now();
   for (let n = 0; n < total; n++) {
@@ -83,7 +83,7 @@ async function measureTablePath(o: LatencyOptions, store: string, clients: Clien
     rate_per_s: o.ratePerSec,
     events: total,
     delivered: r.received,
-    poller: { interval_ms: 250, idle_interval_ms: 500 },
+    poller: daemon.poller,
     latency_ms: percentiles(r.latenciesUs.map((u) => u / 1000)),
   };
 }
@@ -107,7 +107,7 @@ export async function benchTableLatencyMysql(o: LatencyOptions & { serverUrl: st
   const clients = await ClientProcess.start(daemon, o.clients);
   const conn = await mysql.createConnection({ uri: url.toString() });
   try {
-    return await measureTablePath(o, 'mariadb', clients, (userId, payload) => conn.query(INSERT_SQL, [userId, payload]));
+    return await measureTablePath(o, 'mariadb', daemon, clients, (userId, payload) => conn.query(INSERT_SQL, [userId, payload]));
   } finally {
     await conn.end();
     await clients.stop();
@@ -129,7 +129,7 @@ export async function benchTableLatency(o: LatencyOptions): Promise<Record<strin
   db.pragma('busy_timeout = 5000');
   try {
     const insert = db.prepare(INSERT_SQL);
-    return await measureTablePath(o, 'sqlite', clients, (userId, payload) => insert.run(userId, payload));
+    return await measureTablePath(o, 'sqlite', daemon, clients, (userId, payload) => insert.run(userId, payload));
   } finally {
     db.close();
     await clients.stop();
