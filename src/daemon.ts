@@ -125,7 +125,12 @@ export class Daemon {
         health: () => ({ uptime_s: Math.round((Date.now() - this.startedAt) / 1000), connections: this.hub.size }),
         ready: async () => {
           await this.store.ping();
-          return { store: this.store.kind, journal_queued: this.journal.queued, poller_lock: this.poller?.holdsLock ?? false };
+          return {
+            store: this.store.kind,
+            journal_queued: this.journal.queued,
+            poller_lock: this.poller?.holdsLock ?? false,
+            poller_last_poll_ms_ago: this.poller && this.poller.lastPollAt > 0 ? Date.now() - this.poller.lastPollAt : null,
+          };
         },
       });
       admin = await this.admin.listen(cfg.admin.host, cfg.admin.port);

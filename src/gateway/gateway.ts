@@ -136,31 +136,6 @@ export class Gateway {
     return this.server.address() as AddressInfo;
   }
 
-  get address(): AddressInfo | null {
-    return this.server.address() as AddressInfo | null;
-  }
-
-  get connectionCount(): number {
-    return this.conns.size;
-  }
-
-  get authLimiterSize(): number {
-    return this.authLimiter.trackedIps;
-  }
-
-  /**
-   * Close a user's sockets with `code` (used when a session is revoked).
-   * Returns how many were closed.
-   */
-  closeUser(userId: number, code: number): number {
-    let n = 0;
-    for (const s of [...this.o.hub.userSessions(userId)]) {
-      s.close(code);
-      n++;
-    }
-    return n;
-  }
-
   // --- upgrade and authentication --------------------------------------------
 
   private serverOnUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -52,7 +52,6 @@ export class TablePoller {
   holdsLock = false;
   private failures = 0;
   private nextRetention = 0;
-  private wake: (() => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -81,11 +80,6 @@ export class TablePoller {
     }
     if (this.holdsLock) await this.store.releasePollerLock().catch(() => {});
     this.holdsLock = false;
-  }
-
-  /** Cut the current wait short (e.g. a notification that rows were written). */
-  poke(): void {
-    this.wake?.();
   }
 
   /** One poll; returns the delay before the next one. */
@@ -179,12 +173,10 @@ export class TablePoller {
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);
-        this.wake = null;
         resolve();
       };
       const timer = setTimeout(done, ms);
       signal.addEventListener('abort', done);
-      this.wake = done;
     });
   }
 }
