@@ -7,9 +7,9 @@
  * Without it the MySQL suites are skipped, loudly; in CI (`CI` set) they fail.
  */
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'vitest';
 import { createConnection } from 'mysql2/promise';
 import { mysqlConnectionOptions, parseMysqlUrl } from '../../src/store/mysql-store.js';
+import { describeRequiring } from './requires.js';
 
 /** `mysql://user:pass@host:port/` of the test server, or undefined when none is configured. */
 export const MYSQL_URL: string | undefined = process.env.TPWS_TEST_MYSQL_URL || undefined;
@@ -39,32 +39,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
   return { url: url.toString(), drop: () => onServer(`DROP DATABASE IF EXISTS \`${name}\``) };
 }
 
-/** What a suite that needs MySQL does when there is none: fail in CI, skip loudly elsewhere. */
-function describeWithoutMysql(name: string, fn: () => void): void {
-  if (process.env.CI) {
-    describe(name, () => {
-      it('TPWS_TEST_MYSQL_URL must be set in CI', () => {
-        throw new Error(`TPWS_TEST_MYSQL_URL must be set in CI (.ci/run starts MariaDB: ${ENABLE_HINT})`);
-      });
-    });
-    return;
-  }
-  console.warn(
-    [
-      '',
-      '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-      `!! MySQL suite SKIPPED: "${name}"`,
-      '!! TPWS_TEST_MYSQL_URL is not set. To run it against a throwaway MariaDB:',
-      `!!   ${ENABLE_HINT}`,
-      '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-      '',
-    ].join('\n'),
-  );
-  describe.skip(name, fn);
-}
-
-/** `describe` for a suite that needs MySQL: runs it when `TPWS_TEST_MYSQL_URL` is set, see `describeWithoutMysql` otherwise. */
+/** `describe` for a suite that needs MySQL: runs it when `TPWS_TEST_MYSQL_URL` is set, otherwise it fails in CI and skips loudly elsewhere. */
 export function describeMysql(name: string, fn: () => void): void {
-  if (MYSQL_URL) describe(name, fn);
-  else describeWithoutMysql(name, fn);
+  describeRequiring(name, { missing: MYSQL_URL ? undefined : 'TPWS_TEST_MYSQL_URL is not set', needs: 'MariaDB (TPWS_TEST_MYSQL_URL)', hint: ENABLE_HINT }, fn);
 }

@@ -25,6 +25,7 @@ import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { describeStores } from '../helpers/stores.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { until } from '../helpers/until.js';
+import { describeRequiring } from '../helpers/requires.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PHP_DIR = join(ROOT, 'test/php');
@@ -34,19 +35,10 @@ const P = 'teampass_';
 const php = spawnSync('php', ['-r', 'echo PHP_VERSION, " ", extension_loaded("msgpack") ? 1 : 0, extension_loaded("pdo_mysql") ? 1 : 0, extension_loaded("pdo_sqlite") ? 1 : 0;'], { encoding: 'utf8' });
 const PHP_OK = php.status === 0 && / 111$/.test(php.stdout);
 
-/** Like describeMysql: php (with msgpack, pdo_mysql, pdo_sqlite) must exist in CI; elsewhere the suite skips loudly. */
+/** php with msgpack, pdo_mysql and pdo_sqlite: required in CI, skipped loudly elsewhere. */
 function describePhp(name: string, fn: () => void): void {
-  if (PHP_OK) {
-    describe(name, fn);
-    return;
-  }
-  const why = php.status === 0 ? `php ${php.stdout} lacks msgpack/pdo_mysql/pdo_sqlite` : 'php is not installed';
-  if (process.env.CI) {
-    describe(name, () => it('php with msgpack, pdo_mysql and pdo_sqlite must be installed in CI', () => { throw new Error(why); }));
-    return;
-  }
-  console.warn(`\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!! PHP emitter suite SKIPPED: "${name}": ${why}\n!! apt-get install php-cli php-msgpack php-mysql php-sqlite3\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
-  describe.skip(name, fn);
+  const missing = PHP_OK ? undefined : php.status === 0 ? `php ${php.stdout} lacks msgpack/pdo_mysql/pdo_sqlite` : 'php is not installed';
+  describeRequiring(name, { missing, needs: 'php with msgpack, pdo_mysql and pdo_sqlite', hint: 'apt-get install php-cli php-msgpack php-mysql php-sqlite3' }, fn);
 }
 
 /** Scratch directory for sockets, state dirs and SQLite files outside any daemon. */

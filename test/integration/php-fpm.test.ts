@@ -26,6 +26,7 @@ import { openSeeder } from '../helpers/seed.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { until } from '../helpers/until.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { describeRequiring } from '../helpers/requires.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = join(ROOT, 'test/php/fpm_emit.php');
@@ -64,18 +65,9 @@ const WHY_NOT: string | undefined = !FPM
       ? 'cgi-fcgi is not installed'
       : undefined;
 
-/** Like describeMysql: php-fpm and cgi-fcgi must exist in CI; elsewhere the suite skips loudly. */
+/** php-fpm (with pdo_sqlite and msgpack) and cgi-fcgi: required in CI, skipped loudly elsewhere. */
 function describeFpm(name: string, fn: () => void): void {
-  if (WHY_NOT === undefined) {
-    describe(name, fn);
-    return;
-  }
-  if (process.env.CI) {
-    describe(name, () => it('php-fpm (with pdo_sqlite and msgpack) and cgi-fcgi must be installed in CI', () => { throw new Error(WHY_NOT); }));
-    return;
-  }
-  console.warn(`\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!! PHP-FPM suite SKIPPED: "${name}": ${WHY_NOT}\n!! apt-get install php-fpm php-sqlite3 php-msgpack libfcgi-bin\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
-  describe.skip(name, fn);
+  describeRequiring(name, { missing: WHY_NOT, needs: 'php-fpm (with pdo_sqlite and msgpack) and cgi-fcgi', hint: 'apt-get install php-fpm php-sqlite3 php-msgpack libfcgi-bin' }, fn);
 }
 
 type Json = Record<string, any>;
