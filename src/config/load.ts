@@ -14,6 +14,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { TpWsError } from '../errors.js';
+import { redactStoreUrl } from '../store/store-url.js';
 import { SCHEMA, type Config, type KeySpec } from './schema.js';
 
 /** Where configuration values come from; every field is optional. */
@@ -419,13 +420,6 @@ export function findUnknownEnv(env: NodeJS.ProcessEnv): string[] {
     .map((name) => name + suggest(name, known));
 }
 
-/** Replaces the password of a `scheme://user:pass@host` URL with `***`. */
-function maskUrlPassword(url: string): string {
-  // Greedy up to the last "@": a password with a raw "@" is still hidden
-  // whole (masking too much is the safe failure).
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:).*@/is, '$1***@');
-}
-
 /**
  * The configuration as a flat dotted map in schema order, for
  * `tp-ws print-config`. Secret values that are set become `<redacted>`,
@@ -442,7 +436,7 @@ export function configToPrintable(cfg: Config, opts: { showSecrets?: boolean } =
     for (const part of spec.key.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
     if (value === undefined) value = null;
     if (spec.secret && !opts.showSecrets && value !== null && value !== '') {
-      value = spec.key === 'store.url' ? maskUrlPassword(String(value)) : REDACTED;
+      value = spec.key === 'store.url' ? redactStoreUrl(String(value)) : REDACTED;
     }
     out[spec.key] = Array.isArray(value) ? [...value] : value;
   }

@@ -8,6 +8,8 @@ import { MysqlStore, parseMysqlUrl } from './mysql-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
 
+export { redactStoreUrl } from './store-url.js';
+
 export type ParsedStoreUrl =
   | { kind: 'sqlite'; path: string }
   | { kind: 'mysql'; url: string; host: string; port: number; user: string; database: string; socketPath?: string };
@@ -32,15 +34,6 @@ export function parseStoreUrl(url: string): ParsedStoreUrl {
     return { kind: 'mysql', url, host, port, user, database, ...(socketPath ? { socketPath } : {}) };
   }
   throw new TpWsError('TPWS_ERR_STORE_URL', 'store URL must be sqlite:PATH or mysql://user:pass@host:port/db');
-}
-
-/**
- * The URL with its password replaced by `***`, for logs and error messages.
- * Works on malformed URLs too (everything between the user's `:` and the last
- * `@` of the URL is hidden, so a stray `/` or `@` in the password cannot leak it).
- */
-export function redactStoreUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*:).*@/i, '$1***@');
 }
 
 /** Build (not connect, not migrate) the store a URL names. Throws `TPWS_ERR_STORE_URL` for a bad URL. */
