@@ -48,6 +48,17 @@ const SECRET = 'correct-horse-battery-staple-0123456789';
 
 describe('loadConfig', () => {
   describe('defaults', () => {
+    it('has defaults that pass their own rules (loadConfig checks only given values)', () => {
+      for (const spec of SCHEMA) {
+        if (spec.check === undefined || spec.default === null) continue;
+        expect({ key: spec.key, broken: spec.check(spec.default) }).toEqual({ key: spec.key, broken: null });
+      }
+    });
+
+    it('still checks a given value equal in kind to a default', () => {
+      expect(() => loadConfig({ env: { TPWS_TRUSTED_PROXIES: '127.0.0.1,abc' } })).toThrow(/in server\.trustedProxies \(from TPWS_TRUSTED_PROXIES\): "abc" is not an IP address/);
+    });
+
     it('gives every schema key its default when nothing is set', () => {
       const cfg = load();
       const flat = configToPrintable(cfg, { showSecrets: true });
