@@ -83,13 +83,8 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
     throw new EventInvalid('target_type', `must be one of ${TARGET_TYPES.join(', ')}`);
   }
 
-  let targetId: number | null = null;
-  if (targetType === 'user' || targetType === 'folder') {
-    targetId = positiveInt(input.target_id, 'target_id');
-  } else if (input.target_id !== undefined && input.target_id !== null) {
-    // kb and broadcast ignore target_id (TeamPass stores NULL); accept a stray value but drop it.
-    targetId = null;
-  }
+  // kb and broadcast ignore target_id (TeamPass stores NULL): a stray value is dropped.
+  const targetId = targetType === 'user' || targetType === 'folder' ? positiveInt(input.target_id, 'target_id') : null;
 
   // The payload is an object, or a string holding a JSON object's text: that
   // text is then kept byte for byte (journal, fan-out), so a PHP sender's rows

@@ -97,9 +97,13 @@ export class Hub {
     };
   }
 
-  /** The sessions an event goes to, exclusions applied. */
-  recipients(event: RoutedEvent): Session[] {
-    const exclude = event.targetType === 'user' ? null : event.excludeUserId;
+  /**
+   * Send one pre-encoded message to every recipient of the event, exclusions
+   * applied; returns how many accepted it. Walks the live subscriber sets
+   * directly: no per-event list, which for a broadcast would be one array
+   * entry per connected socket.
+   */
+  deliver(event: RoutedEvent, data: Buffer): number {
     let pool: Iterable<Session>;
     switch (event.targetType) {
       case 'user':
@@ -115,15 +119,10 @@ export class Hub {
         pool = this.sessions;
         break;
     }
-    const out: Session[] = [];
-    for (const s of pool) if (exclude === null || s.userId !== exclude) out.push(s);
-    return out;
-  }
-
-  /** Send one pre-encoded message to every recipient; returns how many accepted it. */
-  deliver(event: RoutedEvent, data: Buffer): number {
+    // TeamPass applies exclude_user_id to folder, kb and broadcast, never to user targets.
+    const exclude = event.targetType === 'user' ? null : event.excludeUserId;
     let sent = 0;
-    for (const s of this.recipients(event)) if (s.sendText(data)) sent++;
+    for (const s of pool) if (s.userId !== exclude && s.sendText(data)) sent++;
     return sent;
   }
 
