@@ -12,6 +12,13 @@ import { FrameDecoder, type DecodedItem, type Encoding } from './frame-decoder.j
 export const MAX_INGEST_CONNECTIONS = 1024;
 /** Unread ack bytes after which a connection is no longer read (docs/ingest.md §Flow control). */
 const MAX_UNREAD_ACK_BYTES = 1024 * 1024;
+/**
+ * Frames read but not yet acked (their acks wait for the journal) after which
+ * a connection is no longer read. Without it a sender that pipelines faster
+ * than the journal writes would grow the daemon's memory and the journal's
+ * queue without bound.
+ */
+const MAX_UNACKED_FRAMES = 4096;
 
 export interface UnixSocketIngestOptions {
   path: string;
@@ -41,6 +48,8 @@ interface Conn {
   decoder: FrameDecoder;
   /** Acks leave in frame order: each waits for the previous one. */
   tail: Promise<void>;
+  /** Frames whose ack has not been written yet. */
+  unacked: number;
   closing: boolean;
 }
 
@@ -97,11 +106,11 @@ export class UnixSocketIngest {
 
   private serverOnConnection(socket: Socket): void {
     this.counters.connections++;
-    const conn: Conn = { socket, decoder: new FrameDecoder(this.o.maxFrameBytes), tail: Promise.resolve(), closing: false };
+    const conn: Conn = { socket, decoder: new FrameDecoder(this.o.maxFrameBytes), tail: Promise.resolve(), unacked: 0, closing: false };
     this.conns.add(conn);
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'ingest connection error'));
     socket.on('close', () => this.conns.delete(conn));
-    socket.on('drain', () => { if (!conn.closing) socket.resume(); });
+    socket.on('drain', () => this.resumeIfDrained(conn));
     socket.on('data', (chunk: Buffer) => this.connOnData(conn, chunk));
   }
 
@@ -111,7 +120,13 @@ export class UnixSocketIngest {
       this.handleItem(conn, item);
       if (conn.closing) return;
     }
-    if (conn.socket.writableLength > MAX_UNREAD_ACK_BYTES) conn.socket.pause();
+    if (conn.socket.writableLength > MAX_UNREAD_ACK_BYTES || conn.unacked > MAX_UNACKED_FRAMES) conn.socket.pause();
+  }
+
+  /** Read again once the sender has taken its acks and the journal has caught up (docs/ingest.md §Flow control). */
+  private resumeIfDrained(conn: Conn): void {
+    if (conn.closing || !conn.socket.isPaused()) return;
+    if (conn.socket.writableLength <= MAX_UNREAD_ACK_BYTES && conn.unacked <= MAX_UNACKED_FRAMES / 2) conn.socket.resume();
   }
 
   private handleItem(conn: Conn, item: DecodedItem): void {
@@ -191,9 +206,12 @@ export class UnixSocketIngest {
         if (results) for (const r of results) { if (r.ok === true) r.journal = 'pending'; }
         else ack.journal = 'pending';
       }
+      conn.unacked--;
       if (conn.socket.destroyed) return;
       conn.socket.write(encodeAck(enc, ack));
+      this.resumeIfDrained(conn);
     };
+    conn.unacked++;
     conn.tail = wait === null ? conn.tail.then(() => write(null)) : conn.tail.then(() => wait).then(write);
   }
 

@@ -189,6 +189,58 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
   });
 });
 
+describe('ingest flow control', () => {
+  it('stops reading a sender that does not read its acks, and goes on when it does', async () => {
+    const d = await startDaemon();
+    try {
+      const total = 30_000;
+      const sender = await IngestClient.connect(d.daemon.ingest!.path);
+      sender.socket.pause(); // read no acks
+      const frames: Buffer[] = [];
+      for (let i = 0; i < total; i++) frames.push(sender.frame({ id: `fc-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
+      sender.writeRaw(Buffer.concat(frames));
+      // Wait until the daemon has stopped taking frames.
+      let last = -1;
+      await until(async () => {
+        const now = d.daemon.ingest!.counters.frames;
+        const stable = now === last && now > 0;
+        last = now;
+        await new Promise((r) => setTimeout(r, 100));
+        return stable;
+      }, 'the daemon to stop reading');
+      expect(d.daemon.ingest!.counters.frames).toBeLessThan(total);
+      sender.socket.resume();
+      for (let i = 0; i < total; i++) expect(await sender.nextAck()).toMatchObject({ ok: true, id: `fc-${i}` });
+      expect(d.daemon.ingest!.counters.frames).toBe(total);
+      await sender.close();
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('ingest flow control while the journal lags', () => {
+  it('stops reading after 4,096 frames waiting for their acks, and goes on as the journal writes', async () => {
+    // A journal that waits 1.5 s before its first write: no ack can leave meanwhile.
+    const d = await startDaemon({ 'journal.flushMs': 1500 });
+    try {
+      const total = 20_000;
+      const sender = await IngestClient.connect(d.daemon.ingest!.path);
+      const frames: Buffer[] = [];
+      for (let i = 0; i < total; i++) frames.push(sender.frame({ id: `lag-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
+      sender.writeRaw(Buffer.concat(frames));
+      await until(() => d.daemon.ingest!.counters.frames > 4096, 'the first frames');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(d.daemon.ingest!.counters.frames).toBeLessThan(total);
+      expect(d.daemon.journal.queued).toBeLessThan(total);
+      for (let i = 0; i < total; i++) expect(await sender.nextAck(10_000)).toMatchObject({ ok: true, id: `lag-${i}` });
+      await sender.close();
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
 describe('ingest socket file', () => {
   it('replaces a stale socket file and refuses one a live daemon owns', async () => {
     const d = await startDaemon();
