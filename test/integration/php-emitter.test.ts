@@ -250,7 +250,7 @@ describePhp('PHP emitter', () => {
         runPhp('outbox.php', env({ TPWS_OUTBOX_PLAN: plan, TPWS_EVENTS: JSON.stringify(events), TPWS_ENCODING: encoding }));
 
       it.each(['ndjson', 'msgpack'])('commit, then flush (%s): delivered at once, rows end processed = 1', async (encoding) => {
-        // One batch frame; with msgpack, the folder payload's object makes the emitter encode it by hand.
+        // One batch frame, in either encoding.
         const { result } = await outbox('commit', [EVENTS.folder, EVENTS.broadcast], encoding);
         expect(result).toMatchObject({ ok: true, pending_before: 2, flushed: 2, pending_after: 0 });
         expect(await alice.nextEvent()).toMatchObject({ id: result.ids[0], data: expectedData(EVENTS.folder) });
