@@ -6,6 +6,7 @@ import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { FIX, seedFixture, type Fixture } from '../helpers/fixture.js';
 import { openSeeder } from '../helpers/seed.js';
+import { until } from '../helpers/until.js';
 
 /** Expect the TeamPass refusal: one connection-level error, then close 1000 with an empty reason. */
 async function expectRefused(url: string, errorCode: string, headers?: Record<string, string>): Promise<void> {
@@ -405,6 +406,29 @@ describe('gateway limits and lifecycle', () => {
     raw.resume();
     const { code } = await client.closed;
     expect(closedCode ?? code).toBe(4100);
+  });
+});
+
+describe('server.maxConnections', () => {
+  it('answers HTTP 503 to upgrades past the cap, and accepts again once a socket closes', async () => {
+    const d = await startDaemon({ 'server.maxConnections': 2 });
+    try {
+      const token = await mintJwt(d.daemon.jwtKey!, d.daemon.config.auth.jwt, { userId: 1, ttlSec: 60 });
+      const a = await TestClient.login(d.url(token));
+      await TestClient.login(d.url(token));
+      const status = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(d.url(token));
+        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+        ws.on('open', () => reject(new Error('a third socket was accepted')));
+        ws.on('error', () => {});
+      });
+      expect(status).toBe(503);
+      await a.client.close();
+      await until(() => d.daemon.hub.size === 1, 'the closed socket to be gone');
+      expect((await TestClient.login(d.url(token))).connected.user_id).toBe(1);
+    } finally {
+      await d.stop();
+    }
   });
 });
 

@@ -56,6 +56,16 @@ describe('robustness: malformed input never crashes the daemon', () => {
     await client.close();
   });
 
+  it('caps folder subscriptions at 1,000 per socket', async () => {
+    const { client } = await TestClient.login(d.url(token)); // an admin: any folder id is allowed
+    for (let f = 1; f <= 1000; f++) client.send({ action: 'subscribe', channel: 'folder', data: { folder_id: f }, request_id: `s${f}` });
+    await client.next((m) => m.request_id === 's1000', 20_000);
+    expect(client.received.filter((m) => m.type === 'error')).toEqual([]);
+    expect(await client.request({ action: 'subscribe', channel: 'folder', data: { folder_id: 1001 } })).toMatchObject({ error_code: 'invalid_request', message: 'At most 1000 folder subscriptions per connection' });
+    expect(await client.request({ action: 'subscribe', channel: 'folder', data: { folder_id: 7 } })).toMatchObject({ action: 'subscribed', folder_id: 7 });
+    await client.close();
+  });
+
   it('answers a binary frame and invalid UTF-8 with invalid_json', async () => {
     const { client } = await TestClient.login(d.url(token));
     client.ws.send(Buffer.from('{"action":"ping"}'), { binary: true });
