@@ -297,7 +297,7 @@ export class Gateway {
     }
     if (!parsed.ok) {
       this.counters.messagesRejected++;
-      this.log.debug({ session: session.id, reason: parsed.error.message }, 'client message rejected');
+      this.log.debug({ session: session.id, error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
       session.send(parsed.error);
       return;
     }
