@@ -775,7 +775,9 @@ namespace TpWs {
         private function checkAck(array $ack, string $id): void
         {
             if (($ack['ok'] ?? false) === true) {
-                if (isset($ack['journal'])) {
+                if (($ack['journal'] ?? null) === 'dropped') {
+                    $this->log('warning', 'event delivered, but the daemon could not keep it in the events table (journal queue full or shutting down)', ['id' => $id]);
+                } elseif (isset($ack['journal'])) {
                     $this->log('debug', 'event delivered; the daemon journals it later (its database is down)', ['id' => $id]);
                 }
                 return;

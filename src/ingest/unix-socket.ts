@@ -165,7 +165,8 @@ export class UnixSocketIngest {
     else if (typeof value === 'object' && value !== null) {
       const r = this.intake.accept(value, 'socket');
       this.count(r);
-      this.sendAck(conn, enc, resultAck(r), r.ok && this.o.ackAfter === 'journal' ? r.journaled : null);
+      const ack = resultAck(r);
+      this.sendAck(conn, enc, ack, r.ok && this.o.ackAfter === 'journal' ? r.journaled.then((o) => annotate(ack, o)) : null);
     } else {
       this.counters.badFrames++;
       this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
@@ -180,11 +181,9 @@ export class UnixSocketIngest {
     }
     const results = list.map((input) => this.intake.accept(input, 'socket'));
     const acks = results.map((r) => { this.count(r); return resultAck(r); });
-    const waits = this.o.ackAfter === 'journal' ? results.flatMap((r) => (r.ok ? [r.journaled] : [])) : [];
+    const waits = this.o.ackAfter === 'journal' ? results.flatMap((r, i) => (r.ok ? [r.journaled.then((o) => annotate(acks[i], o))] : [])) : [];
     const ack: Ack = { ok: results.every((r) => r.ok), results: acks };
-    // The batch's journal state: pending if any of its events is.
-    const wait = waits.length === 0 ? null : Promise.all(waits).then((o) => (o.every((x) => x === 'written') ? 'written' : 'pending') as JournalOutcome);
-    this.sendAck(conn, enc, ack, wait, acks);
+    this.sendAck(conn, enc, ack, waits.length === 0 ? null : Promise.all(waits));
   }
 
   private count(r: IntakeResult): void {
@@ -197,22 +196,18 @@ export class UnixSocketIngest {
 
   /**
    * Queue an ack behind the previous ones. When `wait` is given the ack waits
-   * for the journal; a `pending` or `dropped` outcome is reported as
-   * `journal: "pending"` on the ack (or on each result of a batch).
+   * for it: the journal's outcome of each event, written onto the ack by
+   * `annotate`.
    */
-  private sendAck(conn: Conn, enc: Encoding, ack: Ack, wait: Promise<JournalOutcome> | null, results?: Ack[]): void {
-    const write = (outcome: JournalOutcome | null) => {
-      if (outcome !== null && outcome !== 'written') {
-        if (results) for (const r of results) { if (r.ok === true) r.journal = 'pending'; }
-        else ack.journal = 'pending';
-      }
+  private sendAck(conn: Conn, enc: Encoding, ack: Ack, wait: Promise<unknown> | null): void {
+    const write = () => {
       conn.unacked--;
       if (conn.socket.destroyed) return;
       conn.socket.write(encodeAck(enc, ack));
       this.resumeIfDrained(conn);
     };
     conn.unacked++;
-    conn.tail = wait === null ? conn.tail.then(() => write(null)) : conn.tail.then(() => wait).then(write);
+    conn.tail = wait === null ? conn.tail.then(write) : conn.tail.then(() => wait).then(write);
   }
 
   private endConn(conn: Conn): void {
@@ -249,6 +244,16 @@ function resultAck(r: IntakeResult): Ack {
   const ack: Ack = { ok: true, id: r.event.id, seq: r.seq };
   if (r.duplicate) ack.duplicate = true;
   return ack;
+}
+
+/**
+ * The journal's outcome on an event's ack (docs/ingest.md §Acks): nothing
+ * when it is in the table; `journal: "pending"` when it is kept in memory
+ * for a later write; `journal: "dropped"` when the history lost it (it was
+ * delivered all the same).
+ */
+function annotate(ack: Ack, outcome: JournalOutcome): void {
+  if (outcome !== 'written') ack.journal = outcome;
 }
 
 function encodeAck(enc: Encoding, ack: Ack): Buffer | string {

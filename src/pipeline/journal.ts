@@ -2,12 +2,18 @@ import type { BridgeEvent } from '../event.js';
 import type { Logger } from '../log.js';
 import type { EventInsert, Store } from '../store/store.js';
 
+/** Overflow drops are logged at most this often (with the count since the last line). */
+const DROP_LOG_INTERVAL_MS = 5000;
+
 export interface JournalOptions {
   /** Rows per INSERT. */
   batchSize: number;
   /** Extra wait to gather a batch when idle (0: write at once). */
   flushMs: number;
-  /** Events held in memory while the store is down; past it the oldest are dropped (logged, counted). */
+  /**
+   * Most events held in memory, the batch being written included; past it
+   * the oldest waiting events are dropped from the history (logged, counted).
+   */
   maxQueue: number;
   /** Backoff cap while the store is down. */
   maxBackoffMs: number;
@@ -17,15 +23,20 @@ export interface JournalOptions {
    * past their timeouts. Default 250.
    */
   slowWriteMs?: number;
+  /** Told the ids of events given up (overflow or shutdown), once each. */
+  onDropped?: (ids: readonly string[]) => void;
 }
 
 export interface JournalCounters {
+  /** Events whose write the store confirmed. */
   written: number;
+  /** Writes (batches) that failed. */
   writeErrors: number;
+  /** Events given up: never written, never retried. */
   dropped: number;
 }
 
-/** `written`: in the table; `pending`: the store is down, kept in memory and retried; `dropped`: lost from the history. */
+/** `written`: in the table; `pending`: not yet, kept in memory and retried; `dropped`: lost from the history. */
 export type JournalOutcome = 'written' | 'pending' | 'dropped';
 
 interface Pending {
@@ -40,59 +51,88 @@ interface Pending {
  * harmless duplicate key.
  *
  * Group commit: at most one write is in flight; whatever arrives meanwhile
- * goes in the next write, so a busy socket gets big batches and an idle one
- * waits for a single INSERT. While the store is down the queue is kept (up to
- * `maxQueue`) and retried with exponential backoff and jitter; `healthy` tells
- * the ingest socket not to hold its acks for it.
+ * waits for the next write, so a busy socket gets big batches and an idle one
+ * waits for a single INSERT. The batch being written is taken out of the
+ * waiting queue for the length of the write: overflow can drop only waiting
+ * events, never one whose write is under way, and the write's outcome is
+ * applied to exactly the events it carried. A failed batch goes back to the
+ * front of the queue and is retried with exponential backoff and jitter;
+ * `healthy` tells the ingest socket not to hold its acks for it.
+ *
+ * Every event ends exactly once as written (counted in `written`) or dropped
+ * (counted in `dropped`, reported to `onDropped`); its promise settles with
+ * its first outcome.
  */
 export class Journal {
   readonly counters: JournalCounters = { written: 0, writeErrors: 0, dropped: 0 };
-  private queue: Pending[] = [];
+  /** Events waiting for a write, oldest first. */
+  private waiting: Pending[] = [];
+  /** The batch of the write under way; empty when none is. */
+  private inFlight: Pending[] = [];
   private writing = false;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
-  private closed = false;
+  /** `closing`: new events refused, queued ones still written; `closed`: nothing more is tried. */
+  private state: 'open' | 'closing' | 'closed' = 'open';
   private idleWaiters: (() => void)[] = [];
+  private lastDropLog = 0;
+  private dropsUnlogged = 0;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly o: JournalOptions) {}
+  constructor(private readonly store: Pick<Store, 'journalEvents'>, private readonly log: Logger, private readonly o: JournalOptions) {}
 
   /** False while the last write failed (the store is unreachable). */
   get healthy(): boolean {
     return this.failures === 0;
   }
 
+  /** Events held in memory: waiting, and being written. */
   get queued(): number {
-    return this.queue.length;
+    return this.waiting.length + this.inFlight.length;
   }
 
   /**
    * Queue an event. Resolves `written` once it is in the table; `pending` as
-   * soon as a write fails (the event stays queued and is retried, so a sender
-   * is not held while the database is down); `dropped` when it had to be given
-   * up (queue overflow while the store was down, or shutdown).
+   * soon as a write fails or is slow (the event stays queued and is retried,
+   * so a sender is not held while the database is down); `dropped` when it
+   * had to be given up (queue overflow, or shutdown).
    */
   write(event: BridgeEvent): Promise<JournalOutcome> {
     return new Promise((done) => {
-      if (this.closed) return done('dropped');
-      const pending: Pending = {
-        row: { eventUuid: event.id, eventType: event.eventType, targetType: event.targetType, targetId: event.targetId, payload: event.payloadJson, createdAt: event.createdAt },
-        done,
-      };
-      this.queue.push(pending);
+      if (this.state !== 'open') return this.drop([{ row: toRow(event), done }], 'shutdown');
+      const pending: Pending = { row: toRow(event), done };
+      this.waiting.push(pending);
       // The store is down: say so at once rather than after the next retry.
       if (!this.healthy) settle(pending, 'pending');
-      if (this.queue.length > this.o.maxQueue) {
-        const lost = this.queue.splice(0, this.queue.length - this.o.maxQueue);
-        this.counters.dropped += lost.length;
-        this.log.error({ dropped: lost.length }, 'journal queue full while the store is down; oldest events dropped from the history (they were delivered)');
-        for (const p of lost) settle(p, 'dropped');
-      }
+      this.trim();
       this.schedule(this.o.flushMs);
     });
   }
 
+  /** Drop the oldest waiting events while more than `maxQueue` are held. */
+  private trim(): void {
+    const over = Math.min(this.queued - this.o.maxQueue, this.waiting.length);
+    if (over <= 0) return;
+    this.drop(this.waiting.splice(0, over), 'overflow');
+  }
+
+  private drop(lost: Pending[], why: 'overflow' | 'shutdown' | 'failed at shutdown'): void {
+    this.counters.dropped += lost.length;
+    for (const p of lost) settle(p, 'dropped');
+    this.o.onDropped?.(lost.map((p) => p.row.eventUuid));
+    // One line per few seconds, not one per event: overflow happens per write while the store is down.
+    this.dropsUnlogged += lost.length;
+    const now = Date.now();
+    if (why === 'overflow' && now - this.lastDropLog < DROP_LOG_INTERVAL_MS) return;
+    this.lastDropLog = now;
+    this.log.error({ dropped: this.dropsUnlogged, reason: why, total_dropped: this.counters.dropped },
+      why === 'overflow'
+        ? 'journal queue full (store down or slow); oldest events dropped from the history (they were delivered)'
+        : 'journal stopping; events dropped from the history (they were delivered)');
+    this.dropsUnlogged = 0;
+  }
+
   private schedule(delayMs: number): void {
-    if (this.writing || this.timer !== null || this.queue.length === 0) return;
+    if (this.writing || this.timer !== null || this.waiting.length === 0) return;
     if (delayMs <= 0 && this.healthy) {
       this.writing = true;
       queueMicrotask(() => void this.writeBatch());
@@ -106,39 +146,52 @@ export class Journal {
   }
 
   private async writeBatch(): Promise<void> {
-    const batch = this.queue.slice(0, this.o.batchSize);
-    const slow = setTimeout(() => { for (const p of this.queue) settle(p, 'pending'); }, this.o.slowWriteMs ?? 250);
+    const batch = this.waiting.splice(0, this.o.batchSize);
+    this.inFlight = batch;
+    const slow = setTimeout(() => {
+      for (const p of batch) settle(p, 'pending');
+      for (const p of this.waiting) settle(p, 'pending');
+    }, this.o.slowWriteMs ?? 250);
     try {
       await this.store.journalEvents(batch.map((p) => p.row));
-      this.queue.splice(0, batch.length);
       this.counters.written += batch.length;
-      if (this.failures > 0) this.log.info({ after_failures: this.failures, queued: this.queue.length }, 'journal writes resumed');
+      if (this.failures > 0) this.log.info({ after_failures: this.failures, queued: this.waiting.length }, 'journal writes resumed');
       this.failures = 0;
       for (const p of batch) settle(p, 'written');
     } catch (err) {
       this.counters.writeErrors++;
       this.failures++;
-      for (const p of this.queue) settle(p, 'pending');
-      if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, queued: this.queue.length, failures: this.failures }, 'journal write failed; events kept in memory, retrying');
+      for (const p of batch) settle(p, 'pending');
+      for (const p of this.waiting) settle(p, 'pending');
+      if (this.state === 'closed') this.drop(batch, 'failed at shutdown');
+      else {
+        // Back to the front, oldest first; if the queue filled up meanwhile, the oldest go.
+        this.waiting.unshift(...batch);
+        if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, queued: this.waiting.length, failures: this.failures }, 'journal write failed; events kept in memory, retrying');
+      }
     } finally {
       clearTimeout(slow);
+      this.inFlight = [];
       this.writing = false;
     }
-    if (this.queue.length === 0) {
+    this.trim();
+    if (this.waiting.length === 0 || this.state === 'closed') {
       for (const w of this.idleWaiters.splice(0)) w();
       return;
     }
-    if (this.closed && this.failures > 0) return;
     this.schedule(this.failures === 0 ? 0 : backoff(this.failures, this.o.maxBackoffMs));
   }
 
   /**
-   * Write what is queued, waiting at most `timeoutMs`; then refuse new
-   * events. Returns how many events could not be written.
+   * Write what is queued, waiting at most `timeoutMs`, and refuse new events.
+   * What is still waiting then is dropped; a write still under way settles
+   * on its own (the store's close ends it). Returns how many events were not
+   * confirmed written: dropped now, or still in flight.
    */
   async close(timeoutMs: number): Promise<number> {
-    this.closed = true;
-    if (this.queue.length > 0 || this.writing) {
+    if (this.state !== 'open') return 0;
+    this.state = 'closing';
+    if (this.queued > 0) {
       if (this.timer !== null) {
         clearTimeout(this.timer);
         this.timer = null;
@@ -151,12 +204,17 @@ export class Journal {
       ]);
       clearTimeout(t);
     }
+    this.state = 'closed';
     if (this.timer !== null) clearTimeout(this.timer);
-    const left = this.queue.splice(0);
-    if (left.length > 0) this.log.error({ lost: left.length }, 'journal not fully written at shutdown');
-    for (const p of left) settle(p, 'dropped');
-    return left.length;
+    this.timer = null;
+    const left = this.waiting.splice(0);
+    if (left.length > 0) this.drop(left, 'shutdown');
+    return left.length + this.inFlight.length;
   }
+}
+
+function toRow(event: BridgeEvent): EventInsert {
+  return { eventUuid: event.id, eventType: event.eventType, targetType: event.targetType, targetId: event.targetId, payload: event.payloadJson, createdAt: event.createdAt };
 }
 
 function settle(p: Pending, outcome: JournalOutcome): void {
