@@ -120,7 +120,7 @@ export const SCHEMA: readonly KeySpec[] = [
   {
     key: 'server.trustedProxies', env: 'TPWS_TRUSTED_PROXIES', flag: 'trusted-proxies', type: 'list',
     default: ['127.0.0.1', '::1'], check: ipList,
-    doc: 'Peers whose `X-Forwarded-For` header is believed (comma-separated IPs). Other peers are taken at their socket address.',
+    doc: 'Peers whose `X-Forwarded-For` or `X-Real-IP` header is believed (comma-separated IPs). Other peers are taken at their socket address.',
   },
   { key: 'server.maxConnections', env: 'TPWS_MAX_CONNECTIONS', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Total WebSocket connections accepted; past it new upgrades get HTTP 503.' },
   { key: 'admin.host', env: 'TPWS_ADMIN_HOST', flag: 'admin-host', type: 'string', default: '127.0.0.1', doc: 'Address of the admin listener (health, readiness). Keep it off the public network.' },

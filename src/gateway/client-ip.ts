@@ -5,27 +5,52 @@ export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
-/**
- * The client address of a request. `X-Forwarded-For` is believed only when
- * the TCP peer is a trusted proxy; it is then walked from the right, skipping
- * trusted hops, and the first untrusted address is the client. A malformed
- * entry stops the walk at the last address known good.
- */
-export function clientIp(peer: string | undefined, forwardedFor: string | string[] | undefined, trusted: ReadonlySet<string>): string {
-  let ip = normalizeIp(peer ?? '');
-  if (!trusted.has(ip) || forwardedFor === undefined) return ip;
-  const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor;
-  const hops = header.split(',').map((h) => h.trim()).filter((h) => h !== '');
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = normalizeIp(hops[i]);
-    if (isIP(hop) === 0) return ip;
-    ip = hop;
-    if (!trusted.has(hop)) return hop;
-  }
-  return ip;
+/** Where a socket's client address came from. */
+export interface ClientAddress {
+  /** The client's address: forwarded by a trusted proxy, else the TCP peer. */
+  ip: string;
+  /**
+   * True when the TCP peer is a trusted proxy that forwarded no client
+   * address (no usable `X-Forwarded-For` or `X-Real-IP`): `ip` is then the
+   * proxy's own, shared by every client behind it.
+   */
+  unforwarded: boolean;
 }
 
-/** Loopback addresses are exempt from the failed-auth limit (TeamPass behaviour: the local admin probe and a proxy without XFF). */
+/** Request headers, lower-case names; `x-forwarded-for` and `x-real-ip` are read. */
+export type ForwardingHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/**
+ * The client address of a request (docs/protocol.md §Client address).
+ * Forwarding headers are believed only when the TCP peer is a trusted proxy:
+ * `X-Forwarded-For` is walked from the right, skipping trusted hops, and the
+ * first untrusted address is the client (a malformed entry stops the walk at
+ * the last address known good); without a usable `X-Forwarded-For`,
+ * `X-Real-IP` (what TeamPass's nginx example sets) is taken when it is one
+ * valid address.
+ */
+export function clientAddress(peer: string | undefined, headers: ForwardingHeaders, trusted: ReadonlySet<string>): ClientAddress {
+  const peerIp = normalizeIp(peer ?? '');
+  if (!trusted.has(peerIp)) return { ip: peerIp, unforwarded: false };
+  const xff = headers['x-forwarded-for'];
+  if (xff !== undefined) {
+    const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((h) => h.trim()).filter((h) => h !== '');
+    let ip: string | null = null;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = normalizeIp(hops[i]);
+      if (isIP(hop) === 0) break;
+      ip = hop;
+      if (!trusted.has(hop)) break;
+    }
+    if (ip !== null) return { ip, unforwarded: false };
+  }
+  const real = headers['x-real-ip'];
+  const realIp = typeof real === 'string' ? normalizeIp(real.trim()) : '';
+  if (isIP(realIp) !== 0) return { ip: realIp, unforwarded: false };
+  return { ip: peerIp, unforwarded: true };
+}
+
+/** Loopback addresses are exempt from the failed-auth limit (TeamPass behaviour: the local admin probe). */
 export function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip === '';
 }

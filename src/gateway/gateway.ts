@@ -13,7 +13,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
 import type { Store } from '../store/store.js';
 import { handleAction, type ActionContext, type ClientMessage } from './actions.js';
-import { clientIp, isLoopback } from './client-ip.js';
+import { clientAddress, isLoopback } from './client-ip.js';
 import { AuthFailureLimiter, SlidingLog } from './rate-limit.js';
 
 const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
@@ -39,12 +39,16 @@ export interface GatewayCounters {
   messagesRejected: number;
   heartbeatTimeouts: number;
   tokenExpiryCloses: number;
+  /** Connections from a trusted proxy that forwarded no client address. */
+  unforwardedConnections: number;
 }
 
 /** Per-socket state that exists before and after authentication. */
 interface Conn {
   ws: WebSocket;
   ip: string;
+  /** `ip` is a trusted proxy's own address, shared by its clients (it forwarded none). */
+  sharedAddress: boolean;
   session: Session | null;
   limiter: SlidingLog;
   /** Messages received while authentication was still running. */
@@ -71,7 +75,7 @@ interface RawFrame {
 export class Gateway {
   readonly counters: GatewayCounters = {
     connectionsOpened: 0, authFailures: 0, authRateLimited: 0, maxConnectionsRefused: 0,
-    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0,
+    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0, unforwardedConnections: 0,
   };
 
   private readonly cfg: Readonly<Config>;
@@ -83,6 +87,8 @@ export class Gateway {
   private readonly trusted: ReadonlySet<string>;
   private readonly actions: ActionContext;
   private readonly tokensToExtend = new Set<string>();
+  /** Trusted proxies already warned about for forwarding no client address. */
+  private readonly warnedProxies = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private closing = false;
@@ -149,9 +155,12 @@ export class Gateway {
 
   private wsOnOpen(ws: WebSocket, req: IncomingMessage): void {
     const l = this.cfg.limits;
+    const addr = clientAddress(req.socket.remoteAddress, req.headers, this.trusted);
+    if (addr.unforwarded) this.proxyForwardedNoAddress(addr.ip, req);
     const conn: Conn = {
       ws,
-      ip: clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trusted),
+      ip: addr.ip,
+      sharedAddress: addr.unforwarded,
       session: null,
       limiter: new SlidingLog(l.rateLimitMessages, l.rateLimitWindowMs),
       pending: [],
@@ -172,9 +181,27 @@ export class Gateway {
     });
   }
 
+  /**
+   * A trusted proxy sent a connection without the client's address. A
+   * browser's upgrade carries `Origin`; TeamPass's admin probe and local
+   * tools connecting straight to the port do not, and are not proxied: only
+   * the former earns the operator a warning, once per proxy address.
+   */
+  private proxyForwardedNoAddress(proxy: string, req: IncomingMessage): void {
+    this.counters.unforwardedConnections++;
+    if (req.headers.origin === undefined || this.warnedProxies.has(proxy)) return;
+    this.warnedProxies.add(proxy);
+    this.log.warn(
+      { proxy, fix_nginx: 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', fix_apache: 'ProxyAddHeaders On' },
+      'trusted proxy forwarded no client address (X-Forwarded-For or X-Real-IP): its clients share its address, so the failed-auth limit cannot tell them apart and does not apply to them. Add to the proxy configuration: nginx "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" (Apache mod_proxy sends it unless ProxyAddHeaders is Off)',
+    );
+  }
+
   private async authenticate(conn: Conn, token: string | null): Promise<void> {
     const now = Date.now();
-    const exempt = isLoopback(conn.ip);
+    // A proxy's own address is shared by everyone behind it: counting failures
+    // against it would let one client lock every user out (docs/protocol.md §Client address).
+    const exempt = isLoopback(conn.ip) || conn.sharedAddress;
     if (!exempt && this.authLimiter.isBlocked(conn.ip, now)) {
       this.counters.authRateLimited++;
       this.log.warn({ ip: conn.ip }, 'auth rate limit exceeded by IP');

@@ -127,6 +127,34 @@ describeStores('gateway (TeamPass dialect)', ({ newStoreUrl }) => {
       await other.close();
     });
 
+    it('takes the client IP from X-Real-IP when a trusted proxy sends no X-Forwarded-For', async () => {
+      const real = { 'X-Real-IP': '198.51.100.33' };
+      for (let i = 0; i < 10; i++) await expectRefused(d.url('0'.repeat(64)), 'auth_failed', real);
+      await expectRefused(d.url(FIX.tokens.alice), 'rate_limited', real);
+      const other = new TestClient(d.url(FIX.tokens.alice), { headers: { 'X-Real-IP': '198.51.100.34' } });
+      clients.push(other);
+      expect((await other.next()).type).toBe('connected');
+      await other.close();
+    });
+
+    it('warns once, with the line to add, when a trusted proxy forwards no client address, and does not lock everyone behind it out', async () => {
+      const warnings = () => d.logs.filter((l) => String(l.msg).startsWith('trusted proxy forwarded no client address'));
+      const before = d.daemon.gateway.counters.unforwardedConnections;
+      // TeamPass's admin probe and local tools connect straight to the port, without Origin: no warning.
+      await expectRefused(d.url('1'.repeat(64)), 'auth_failed');
+      expect(warnings()).toHaveLength(0);
+      // A browser behind a proxy that forwards nothing: Origin, no X-Forwarded-For / X-Real-IP.
+      const browser = { Origin: 'https://teampass.example' };
+      for (let i = 0; i < 12; i++) await expectRefused(d.url('2'.repeat(64)), 'auth_failed', browser);
+      const ok = new TestClient(d.url(FIX.tokens.alice), { headers: browser });
+      clients.push(ok);
+      expect((await ok.next()).type).toBe('connected');
+      await ok.close();
+      expect(warnings()).toHaveLength(1);
+      expect(warnings()[0]).toMatchObject({ level: 'warn', proxy: '127.0.0.1', fix_nginx: 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;' });
+      expect(d.daemon.gateway.counters.unforwardedConnections - before).toBe(14);
+    });
+
     it('holds messages sent before the verdict and answers them after `connected`', async () => {
       const c = new TestClient(d.url(FIX.tokens.alice));
       clients.push(c);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuthFailureLimiter, SlidingLog } from '../../src/gateway/rate-limit.js';
-import { clientIp, isLoopback } from '../../src/gateway/client-ip.js';
+import { clientAddress, isLoopback } from '../../src/gateway/client-ip.js';
 import { phpInt } from '../../src/gateway/actions.js';
 import { tokenFromUrl } from '../../src/gateway/gateway.js';
 import { CloseCode, CloseReason, reconnectPolicy } from '../../src/protocol/close-codes.js';
@@ -49,20 +49,32 @@ describe('AuthFailureLimiter', () => {
   });
 });
 
-describe('clientIp', () => {
+describe('clientAddress', () => {
   const trusted = new Set(['127.0.0.1', '::1', '10.0.0.5']);
+  const ip = (peer: string, headers: Record<string, string>) => clientAddress(peer, headers, trusted);
 
-  it('takes the peer address when the peer is not a trusted proxy', () => {
-    expect(clientIp('203.0.113.9', '198.51.100.1', trusted)).toBe('203.0.113.9');
+  it('takes the peer address when the peer is not a trusted proxy, whatever the headers say', () => {
+    expect(ip('203.0.113.9', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.2' })).toEqual({ ip: '203.0.113.9', unforwarded: false });
   });
 
   it('takes the right-most untrusted X-Forwarded-For hop behind trusted proxies', () => {
-    expect(clientIp('127.0.0.1', '198.51.100.1, 203.0.113.7, 10.0.0.5', trusted)).toBe('203.0.113.7');
-    expect(clientIp('::ffff:127.0.0.1', '198.51.100.1', trusted)).toBe('198.51.100.1');
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1, 203.0.113.7, 10.0.0.5' }).ip).toBe('203.0.113.7');
+    expect(ip('::ffff:127.0.0.1', { 'x-forwarded-for': '198.51.100.1' }).ip).toBe('198.51.100.1');
   });
 
-  it('stops at a malformed hop', () => {
-    expect(clientIp('127.0.0.1', 'garbage', trusted)).toBe('127.0.0.1');
+  it('stops at a malformed hop, keeping the last address known good', () => {
+    expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage, 203.0.113.7, 10.0.0.5' })).toEqual({ ip: '203.0.113.7', unforwarded: false });
+  });
+
+  it('takes X-Real-IP from a trusted proxy that sets no usable X-Forwarded-For (TeamPass\'s nginx example)', () => {
+    expect(ip('127.0.0.1', { 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false });
+    expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage', 'x-real-ip': ' ::ffff:198.51.100.4 ' }).ip).toBe('198.51.100.4');
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.4' }).ip).toBe('198.51.100.1');
+  });
+
+  it('says when a trusted proxy forwarded no client address', () => {
+    expect(ip('127.0.0.1', {})).toEqual({ ip: '127.0.0.1', unforwarded: true });
+    expect(ip('10.0.0.5', { 'x-forwarded-for': 'garbage', 'x-real-ip': 'not-an-ip' })).toEqual({ ip: '10.0.0.5', unforwarded: true });
   });
 
   it('knows loopback', () => {
