@@ -1001,6 +1001,8 @@ namespace TpWs {
         private static ?string $miscTable = null;
         /** @var (\Closure(): bool)|null */
         private static ?\Closure $enabled = null;
+        /** Whether the "websocket_enabled is not '1'" line was logged in this process. */
+        private static bool $disabledLogged = false;
         private static ?string $lastEventId = null;
 
         /**
@@ -1085,6 +1087,7 @@ namespace TpWs {
             self::$miscTable = null;
             self::$enabled = null;
             self::$lastEventId = null;
+            self::$disabledLogged = false;
         }
 
         /**
@@ -1098,7 +1101,14 @@ namespace TpWs {
             try {
                 $emitter = self::emitter();
                 // 2. misc websocket_enabled must be '1' (a database error counts as "no").
-                if (!self::isEnabled($emitter)) {
+                $disabled = self::disabledReason($emitter);
+                if ($disabled !== null) {
+                    // TeamPass says nothing here; an operator who installed tp-ws is told, once per process.
+                    if (!self::$disabledLogged) {
+                        self::$disabledLogged = true;
+                        error_log("tp-ws: emitWebSocketEvent: events are not sent because misc websocket_enabled {$disabled}; "
+                            . "turn WebSocket on in TeamPass's administration (misc websocket_enabled = '1'). Logged once per process.");
+                    }
                     return false;
                 }
                 // 3. the target type.
@@ -1124,24 +1134,29 @@ namespace TpWs {
             }
         }
 
-        private static function isEnabled(Emitter $emitter): bool
+        /** Null when misc websocket_enabled is '1'; otherwise what it is instead, for the log. */
+        private static function disabledReason(Emitter $emitter): ?string
         {
             try {
                 if (self::$enabled !== null) {
-                    return (self::$enabled)() === true;
+                    return (self::$enabled)() === true ? null : "is not '1' (the configured 'enabled' callable returned false)";
                 }
                 $pdo = $emitter->pdo();
                 $q = $pdo->getAttribute(\PDO::ATTR_DRIVER_NAME) === 'mysql' ? '`' : '"';
                 $stmt = $pdo->prepare('SELECT valeur FROM ' . $q . self::$miscTable . $q . ' WHERE intitule = ? LIMIT 1');
                 if ($stmt === false || $stmt->execute(['websocket_enabled']) === false) {
-                    return false;
+                    return 'could not be read';
                 }
                 $value = $stmt->fetchColumn();
                 $stmt->closeCursor();
             } catch (\Throwable $e) {
-                return false; // TeamPass: "any DB exception also returns false"
+                // TeamPass: "any DB exception also returns false"
+                return 'could not be read (' . $e->getMessage() . ')';
             }
-            return $value === '1' || $value === 1;
+            if ($value === '1' || $value === 1) {
+                return null;
+            }
+            return $value === false ? 'is absent from ' . self::$miscTable : "is '" . substr((string) $value, 0, 20) . "', not '1'";
         }
     }
 

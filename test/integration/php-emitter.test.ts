@@ -6,10 +6,10 @@
  * `npm test` builds dist/ first (the CLI daemon runs from it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
@@ -59,7 +59,7 @@ interface PhpRun { result: Json; stdout: string; stderr: string; code: number | 
 /** Run one test/php script with a clean environment; its last stdout line is the JSON result. */
 function runPhp(script: string, env: Record<string, string>, timeoutMs = 20_000): Promise<PhpRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn('php', [...PHP_FLAGS, join(PHP_DIR, script)], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('php', [...PHP_FLAGS, isAbsolute(script) ? script : join(PHP_DIR, script)], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -212,6 +212,23 @@ describePhp('PHP emitter', () => {
       for (const id of result.ids) expect(await rowsOf(sql, id)).toMatchObject([{ processed: PROCESSED.DELIVERED, event_uuid: id }]);
     });
 
+    it('runs the Example of docs/emitter-php.md as printed, with DB_PASSWORD unset and the daemon up', async () => {
+      const md = readFileSync(join(ROOT, 'docs/emitter-php.md'), 'utf8');
+      const example = /## Example\n\n```php\n([\s\S]*?)```/.exec(md)?.[1];
+      expect(example).toBeDefined();
+      // Only the two paths of the machine it runs on change.
+      const script = example!
+        .replace("'/var/www/lib/TpWsEmitter.php'", `'${join(ROOT, 'emitter/php/TpWsEmitter.php')}'`)
+        .replace("'/run/tp-ws/ingest.sock'", `'${d.daemon.ingest!.path}'`)
+        + '\necho json_encode(["id" => $id ?? null]), "\\n";\n';
+      expect(script).not.toMatch(/\/var\/www|\/run\/tp-ws/);
+      const file = scratchPath('example.php');
+      writeFileSync(file, script);
+      const { result } = await runPhp(file, {}); // no DB_PASSWORD in the environment
+      expect(result.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+      await until(async () => (await rowsOf(sql, result.id))[0]?.processed === PROCESSED.DELIVERED, 'example event journaled');
+    });
+
     // msgpack 64-bit integers must decode as numbers (the precision of JSON.parse), not BigInt.
     it('msgpack: integers beyond 32 bits arrive like over NDJSON', async () => {
       const ev = { event_type: 'big_numbers', target_type: 'user', target_id: 1, payload: { size: 5_000_000_000, neg: -5_000_000_000, ms: 1_763_769_600_123 } };
@@ -345,7 +362,8 @@ describePhp('PHP emitter', () => {
         });
       }
 
-      it("returns false and writes nothing when misc websocket_enabled is not '1'", async () => {
+      it("returns false and writes nothing when misc websocket_enabled is not '1', and says why once per process", async () => {
+        const told = (stderr: string) => stderr.split('\n').filter((l) => l.includes('tp-ws: emitWebSocketEvent: events are not sent because misc websocket_enabled'));
         try {
           for (const value of ['0', '', 'true']) {
             await sql.seedMisc({ websocket_enabled: value });
@@ -353,11 +371,16 @@ describePhp('PHP emitter', () => {
             const { result, stderr } = await runPhp('dropin.php', env({ TPWS_EVENTS: JSON.stringify([EVENTS.user, EVENTS.broadcast]) }));
             expect(result.results).toEqual([false, false]);
             expect(result.ids).toEqual([null, null]);
-            expect(stderr).toBe(''); // a disabled feature is not an error
+            // TeamPass's rule, told to the operator: one line for the two events of this process.
+            expect(told(stderr)).toHaveLength(1);
+            expect(told(stderr)[0]).toContain(`websocket_enabled is '${value}', not '1'`);
             expect(await countRows(sql)).toBe(before);
           }
           await sql.execSql("DELETE FROM {{prefix}}misc WHERE intitule = 'websocket_enabled'");
-          expect((await runPhp('dropin.php', env({ TPWS_EVENTS: JSON.stringify([EVENTS.user]) }))).result.results).toEqual([false]);
+          const absent = await runPhp('dropin.php', env({ TPWS_EVENTS: JSON.stringify([EVENTS.user]) }));
+          expect(absent.result.results).toEqual([false]);
+          expect(told(absent.stderr)).toHaveLength(1);
+          expect(told(absent.stderr)[0]).toContain(`websocket_enabled is absent from ${P}misc`);
           await barrier(); // nothing was delivered before it
         } finally {
           await sql.seedMisc({ websocket_enabled: '1' });
