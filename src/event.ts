@@ -2,6 +2,7 @@
  * The one event shape (design §2), shared by the ingest socket, the table
  * poller, the CLI and the journal, and its validation. Pure: no I/O.
  */
+import { TpWsError } from './errors.js';
 
 export const TARGET_TYPES = ['user', 'folder', 'kb', 'broadcast'] as const;
 export type TargetType = (typeof TARGET_TYPES)[number];
@@ -28,10 +29,13 @@ export interface EventLimits {
   maxPayloadBytes: number;
 }
 
-/** A validation failure: which field, which rule. Never carries the value itself. */
-export class EventInvalid extends Error {
+/**
+ * A validation failure (`TPWS_ERR_INVALID_EVENT`): which field, which rule.
+ * Never carries the value itself.
+ */
+export class EventInvalid extends TpWsError {
   constructor(readonly field: string, readonly rule: string) {
-    super(`${field}: ${rule}`);
+    super('TPWS_ERR_INVALID_EVENT', `${field}: ${rule}`);
     this.name = 'EventInvalid';
   }
 }
@@ -75,7 +79,7 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
 
   const eventType = input.event_type;
   if (typeof eventType !== 'string' || eventType.length < 1 || eventType.length > 50 || !/^[\x21-\x7e]+$/.test(eventType)) {
-    throw new EventInvalid('event_type', 'must be a string of 1-50 printable ASCII characters');
+    throw new EventInvalid('event_type', 'must be a string of 1-50 ASCII characters from ! to ~ (no spaces or control characters)');
   }
 
   const targetType = input.target_type;

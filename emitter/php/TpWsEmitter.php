@@ -461,7 +461,7 @@ namespace TpWs {
         private function buildEvent(string $eventType, string $targetType, ?int $targetId, array $payload, ?int $excludeUserId): array
         {
             if (preg_match('/^[\x21-\x7e]{1,50}$/D', $eventType) !== 1) {
-                throw new InvalidEventException('event_type: must be a string of 1-50 printable ASCII characters');
+                throw new InvalidEventException('event_type: must be a string of 1-50 ASCII characters from ! to ~ (no spaces or control characters)');
             }
             if (!in_array($targetType, self::TARGET_TYPES, true)) {
                 throw new InvalidEventException('target_type: must be one of ' . implode(', ', self::TARGET_TYPES));

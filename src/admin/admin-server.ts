@@ -9,6 +9,9 @@ export interface HealthSource {
   ready(): Promise<Record<string, unknown>>;
 }
 
+/** The paths the admin listener serves (docs name no other; test/integration/admin.test.ts holds them to it). */
+export const ADMIN_ENDPOINTS = ['/healthz', '/readyz'] as const;
+
 /**
  * The admin listener, separate from the public WebSocket port and on
  * loopback by default: `/healthz` (the process answers) and `/readyz` (the
@@ -33,7 +36,7 @@ export class AdminServer {
         );
         return;
       }
-      send(404, { error: 'not found', endpoints: ['/healthz', '/readyz'] });
+      send(404, { error: 'not found', endpoints: ADMIN_ENDPOINTS });
     });
   }
 

@@ -1,5 +1,6 @@
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { Config } from '../config/schema.js';
+import { TpWsError } from '../errors.js';
 import { displayName, type Authenticator, type Identity } from './authenticator.js';
 import type { JwtKey } from './jwt-key.js';
 
@@ -11,7 +12,7 @@ const MAX_FOLDERS = 100_000;
 /**
  * JWT authentication (jose). HS256 with a secret, or RS256/ES256 with a
  * public key. Claim names are configurable; `exp` is required and enforced
- * while connected (the gateway closes the socket with 4001 when it passes).
+ * while connected (the gateway closes the socket with 4103 when it passes).
  * The identity comes from the claims alone, so applications without TeamPass
  * tables can use it.
  */
@@ -80,7 +81,7 @@ export interface MintOptions {
 
 /** Sign a token the JwtAuthenticator accepts (HS256 keys only): `tp-ws token` and tests use it. */
 export async function mintJwt(key: JwtKey, claims: Claims, o: MintOptions): Promise<string> {
-  if (key.kind !== 'secret') throw new Error('tokens can only be minted with an HS256 secret; sign RS256/ES256 tokens with your private key');
+  if (key.kind !== 'secret') throw new TpWsError('TPWS_ERR_CONFIG_INVALID', 'in auth.jwt: tokens can only be minted with an HS256 secret; sign RS256/ES256 tokens with your private key');
   const body: JWTPayload = { [claims.claimUserId]: claims.claimUserId === 'sub' ? String(o.userId) : o.userId };
   if (o.login !== undefined) body[claims.claimLogin] = o.login;
   if (o.name !== undefined) body[claims.claimDisplayName] = o.name;

@@ -5,17 +5,17 @@
  *   tp-ws-emit --stdin < events.ndjson
  *
  * The event goes to the daemon's ingest socket (docs/ingest.md, NDJSON
- * framing); when no ack comes (no socket, refused, timeout, daemon shutting
- * down) it is written to the events table instead, with the same id, for the
- * daemon's poller. docs/emit.md is the manual.
+ * framing, through `IngestClient`); when no ack comes (no socket, refused,
+ * timeout, daemon shutting down) it is written to the events table instead,
+ * with the same id, for the daemon's poller. docs/emit.md is the manual.
  *
  * Cold start is the budget here (this runs once per event from cron and PHP):
  * the top-level imports are node built-ins and the small pure modules (config,
- * event validation, UUIDv7). The store drivers (better-sqlite3, mysql2) are
+ * event validation, UUIDv7, the ingest client, which loads msgpackr only for
+ * msgpack and so never here). The store drivers (better-sqlite3, mysql2) are
  * `import()`ed only on the table fallback path, and nothing logs through pino.
  */
 import { readFileSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
 // node:util parseArgs, not commander: it is built in (nothing more to load at
 // start-up, commander alone costs a few ms of module loading) and this command
 // has one flat set of flags, no sub-commands, so commander's extras buy nothing.
@@ -25,6 +25,7 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { isTpWsError } from '../errors.js';
 import { EventInvalid, parseEvent, type BridgeEvent } from '../event.js';
+import { IngestClient, isBatchAck, type IngestAck } from '../ingest/client.js';
 import type { Store } from '../store/store.js';
 import { uuidv7 } from '../uuid.js';
 
@@ -217,76 +218,37 @@ function readPayload(spec: string | undefined): unknown {
 
 /** What the socket did with each frame: outcomes set on the items, or `fallbackReason`. */
 async function sendViaSocket(path: string, frames: Item[][], single: boolean, timeoutMs: number): Promise<void> {
-  const lines = frames.map((f) => `${JSON.stringify(single ? f[0].wire : f.map((i) => i.wire))}\n`);
-  await new Promise<void>((resolve) => {
-    let next = 0; // index of the frame whose ack comes next
-    let buffered: Buffer = Buffer.alloc(0);
-    let done = false;
-    let sock: Socket;
-
-    const finish = (reason: string | null): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      // Frames without an ack may or may not have reached the daemon: the table
-      // fallback carries the same id, so the daemon de-duplicates either way.
-      if (reason !== null) for (let i = next; i < frames.length; i++) for (const it of frames[i]) it.fallbackReason = reason;
-      sock.destroy();
-      resolve();
-    };
-
-    let timer = setTimeout(() => finish(`no ack within ${timeoutMs} ms`), timeoutMs);
-    const rearm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => finish(`no ack within ${timeoutMs} ms`), timeoutMs);
-    };
-
-    sock = createConnection({ path });
-    // Buffers, not setEncoding: lines split on 0x0a are whole UTF-8 sequences, and
-    // the string decoder would be one more module to load.
-    sock.on('connect', () => {
-      // Pipelined: every frame at once, acks read as they come (the daemon stops
-      // reading while too many acks are unread, and we always read).
-      sock.write(lines.join(''));
-    });
-    sock.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      let nl: number;
-      while (!done && (nl = buffered.indexOf(0x0a)) >= 0) {
-        const text = buffered.subarray(0, nl).toString('utf8').replace(/\r$/, '');
-        buffered = buffered.subarray(nl + 1);
-        if (text.trim() === '') continue;
-        let ack: unknown;
-        try {
-          ack = JSON.parse(text);
-        } catch {
-          finish('the daemon answered with an unreadable ack');
-          return;
-        }
-        if (!applyAck(ack, frames[next], single)) {
-          finish('the daemon answered with an unexpected ack');
-          return;
-        }
-        next++;
-        rearm();
-        if (next === frames.length) finish(null);
+  // Frames without an ack may or may not have reached the daemon: the table
+  // fallback carries the same id, so the daemon de-duplicates either way.
+  const fallBackFrom = (first: number, reason: string): void => {
+    for (let i = first; i < frames.length; i++) for (const it of frames[i]) it.fallbackReason = reason;
+  };
+  let client: IngestClient;
+  try {
+    client = await IngestClient.connect(path, { timeoutMs });
+  } catch (err) {
+    fallBackFrom(0, (err as Error).message);
+    return;
+  }
+  try {
+    // Pipelined: every frame in one write, acks taken as they come (the daemon
+    // stops reading while too many acks are unread, and the client always reads).
+    client.sendAll(frames.map((f) => (single ? f[0].wire : f.map((i) => i.wire))));
+    for (let i = 0; i < frames.length; i++) {
+      let ack: IngestAck;
+      try {
+        ack = await client.nextAck();
+      } catch (err) {
+        fallBackFrom(i, (err as Error).message);
+        return;
       }
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => finish(describeSocketError(err)));
-    sock.on('close', () => finish('the daemon closed the connection'));
-  });
-}
-
-function describeSocketError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no socket at this path (ENOENT: is the daemon running?)';
-    case 'ECONNREFUSED':
-      return 'connection refused (ECONNREFUSED: no daemon listening)';
-    case 'EACCES':
-      return 'permission denied (EACCES: check ingest.socketGroup and ingest.socketMode)';
-    default:
-      return `${err.code ?? 'error'}: ${err.message}`;
+      if (!applyAck(ack, frames[i], single)) {
+        fallBackFrom(i, 'the daemon answered with an unexpected ack');
+        return;
+      }
+    }
+  } finally {
+    client.destroy();
   }
 }
 
@@ -318,15 +280,14 @@ function applyResult(r: unknown, it: Item): boolean {
   return true;
 }
 
-function applyAck(ack: unknown, frame: Item[], single: boolean): boolean {
-  if (typeof ack !== 'object' || ack === null) return false;
-  const results = (ack as { results?: unknown }).results;
-  if (!single && Array.isArray(results)) {
-    if (results.length !== frame.length) return false;
-    return frame.every((it, i) => applyResult(results[i], it));
+/** Apply a frame's ack to its events; false when it does not fit the frame. */
+function applyAck(ack: IngestAck, frame: Item[], single: boolean): boolean {
+  if (!single && isBatchAck(ack)) {
+    if (ack.results.length !== frame.length) return false;
+    return frame.every((it, i) => applyResult(ack.results[i], it));
   }
   // One event, or an error for the whole batch frame: the same result for each.
-  return frame.every((it) => applyResult(single ? ack : { ...(ack as object), id: undefined }, it));
+  return frame.every((it) => applyResult(single ? ack : { ...ack, id: undefined }, it));
 }
 
 // ---------------------------------------------------------------------------

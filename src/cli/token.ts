@@ -37,7 +37,6 @@ export async function mintFromFlags(cfg: Readonly<Config>, f: TokenFlags): Promi
   const userId = positiveInt(f.user, '--user');
   const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => positiveInt(s.trim(), '--folders'));
   const key = resolveJwtKey(cfg, true);
-  if (key.kind !== 'secret') throw new TpWsError('TPWS_ERR_CONFIG_INVALID', 'in auth.jwt: tp-ws token needs an HS256 secret; sign RS256/ES256 tokens with your private key');
   return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: positiveInt(f.ttl, '--ttl', 3600) });
 }
 

@@ -6,7 +6,7 @@
  * The output is deterministic: no dates, no host paths.
  */
 
-import { isTpWsError } from '../errors.js';
+import { TpWsError, isTpWsError } from '../errors.js';
 import { loadConfig } from './load.js';
 import { SCHEMA, type KeySpec } from './schema.js';
 
@@ -14,7 +14,7 @@ import { SCHEMA, type KeySpec } from './schema.js';
 const SECTIONS: ReadonlyArray<readonly [string, string]> = [
   ['stateDir', 'Where tp-ws keeps its own files.'],
   ['server', 'The public WebSocket listener, the one nginx or Apache proxies `/ws` to.'],
-  ['admin', 'The admin listener: `/healthz`, `/readyz`, `/metrics` and the status page.'],
+  ['admin', 'The admin listener: `/healthz` and `/readyz`, off the public port.'],
   ['store', 'The database that holds the TeamPass-shaped tables (`<prefix>websocket_events`, tokens, users).'],
   ['log', 'JSON log lines on stdout, for journald.'],
   ['auth', 'How a WebSocket client proves who it is.'],
@@ -107,7 +107,7 @@ function sampleError(): string {
     if (isTpWsError(err)) return `${err.code}: ${err.message}`;
     throw err;
   }
-  throw new Error('--port 70000 was accepted');
+  throw new TpWsError('TPWS_ERR_INTERNAL', 'the configuration example is stale: --port 70000 was accepted');
 }
 
 const EXAMPLE_FILE = {

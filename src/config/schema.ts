@@ -123,7 +123,7 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Peers whose `X-Forwarded-For` or `X-Real-IP` header is believed (comma-separated IPs). Other peers are taken at their socket address.',
   },
   { key: 'server.maxConnections', env: 'TPWS_MAX_CONNECTIONS', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Total WebSocket connections accepted; past it new upgrades get HTTP 503.' },
-  { key: 'admin.host', env: 'TPWS_ADMIN_HOST', flag: 'admin-host', type: 'string', default: '127.0.0.1', doc: 'Address of the admin listener (health, readiness). Keep it off the public network.' },
+  { key: 'admin.host', env: 'TPWS_ADMIN_HOST', flag: 'admin-host', type: 'string', default: '127.0.0.1', doc: 'Address of the admin listener (`/healthz`, `/readyz`). Keep it off the public network.' },
   { key: 'admin.port', env: 'TPWS_ADMIN_PORT', flag: 'admin-port', type: 'int', min: -1, max: 65535, default: 8081, doc: 'Port of the admin listener; 0 picks a free port, -1 disables it.' },
   {
     key: 'store.url', env: 'TPWS_STORE', flag: 'store', type: 'string', default: null,

@@ -97,6 +97,10 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
   const rid = msg.requestId;
   if (!msg.channel) return requestError(ErrorCode.INVALID_REQUEST, Msg.channelRequired, rid);
   if (msg.channel === 'folder') {
+    // TeamPass answers a missing folder_id with invalid_request, before any access check.
+    if (msg.data.folder_id === undefined || msg.data.folder_id === null) {
+      return requestError(ErrorCode.INVALID_REQUEST, Msg.folderIdRequired, rid);
+    }
     const folderId = phpInt(msg.data.folder_id);
     if (!session.identity.isAdmin && !session.identity.folders.has(folderId)) {
       return requestError(ErrorCode.FORBIDDEN, Msg.folderForbidden, rid);

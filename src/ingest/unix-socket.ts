@@ -2,7 +2,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
-import { TpWsError, type TpWsErrorCode } from '../errors.js';
+import { TpWsError, isTpWsError, type TpWsErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Intake, IntakeResult } from '../pipeline/intake.js';
 import type { JournalOutcome } from '../pipeline/journal.js';
@@ -100,6 +100,7 @@ export class UnixSocketIngest {
       if (this.o.group !== null) chownSync(path, -1, resolveGid(this.o.group));
     } catch (err) {
       await this.close();
+      if (isTpWsError(err)) throw err;
       throw new TpWsError('TPWS_ERR_LISTEN', `cannot set mode ${this.o.mode}${this.o.group ? ` and group ${this.o.group}` : ''} on ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -293,5 +294,5 @@ function resolveGid(group: string): number {
     const [name, , gid] = line.split(':');
     if (name === group && gid !== undefined) return Number(gid);
   }
-  throw new Error(`unknown group ${group}`);
+  throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ingest.socketGroup: no group named ${group} in /etc/group`);
 }

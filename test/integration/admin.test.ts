@@ -1,5 +1,16 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_ENDPOINTS } from '../../src/admin/admin-server.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** README.md and every docs/*.md, by name. */
+const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+  .map((name) => ({ name, text: readFileSync(join(ROOT, name), 'utf8') }));
+/** Paths the WebSocket gateway takes (it accepts any path; gateway.test.ts proves it for these). */
+const WS_PATHS = new Set(['/', '/ws']);
 
 describe('admin listener', () => {
   let d: TestDaemon;
@@ -37,4 +48,20 @@ describe('admin listener', () => {
     const r = await fetch(`http://127.0.0.1:${d.daemon.address.ws.port}/healthz`);
     expect(r.status).toBe(426);
   });
+
+  it('serves every HTTP path that README.md or docs/ name, and the docs name every path it serves', async () => {
+    // `/x`, `GET /x` and http://host:port/x, one path segment: files such as /usr/include are not endpoints.
+    const named = new Map<string, string>();
+    for (const { name, text } of DOCS) {
+      for (const m of text.matchAll(/`(?:GET |HEAD )?(\/[A-Za-z0-9_.-]*)`|https?:\/\/[^\s/`)]+(\/[A-Za-z0-9_.-]*)/g)) {
+        const path = m[1] ?? m[2];
+        if (!WS_PATHS.has(path) && !existsSync(path)) named.set(path, name);
+      }
+    }
+    expect([...named.keys()].sort()).toEqual([...ADMIN_ENDPOINTS].sort());
+    for (const [path, doc] of named) {
+      expect((await fetch(`${base}${path}`)).status, `${path}, named in ${doc}`).not.toBe(404);
+    }
+  });
 });
+

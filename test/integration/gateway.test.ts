@@ -101,10 +101,10 @@ describeStores('gateway (TeamPass dialect)', ({ newStoreUrl }) => {
       await client.close();
     });
 
-    it('closes a JWT socket with 4001 when its exp passes', async () => {
+    it('closes a JWT socket with 4103 when its exp passes', async () => {
       const token = await jwt({ userId: 51, ttlSec: 2 });
       const { client } = await login(token);
-      expect(await client.closed).toEqual({ code: 4001, reason: 'token expired' });
+      expect(await client.closed).toEqual({ code: 4103, reason: 'token expired: reconnect with a new token' });
     });
 
     it('refuses a sixth socket of the same user with max_connections', async () => {
@@ -230,6 +230,14 @@ describeStores('gateway (TeamPass dialect)', ({ newStoreUrl }) => {
     it('subscribe: channel required, unsupported channel named', async () => {
       expect(await alice.request({ action: 'subscribe' })).toMatchObject({ error_code: 'invalid_request', message: 'Channel is required' });
       expect(await alice.request({ action: 'subscribe', channel: 'room' })).toMatchObject({ error_code: 'invalid_channel', message: "Channel 'room' is not supported" });
+    });
+
+    it('subscribe folder: folder_id required (invalid_request, as TeamPass), for admins too', async () => {
+      for (const c of [alice, admin]) {
+        for (const data of [undefined, {}, { folder_id: null }]) {
+          expect(await c.request({ action: 'subscribe', channel: 'folder', data })).toMatchObject({ type: 'error', error_code: 'invalid_request', message: 'folder_id is required' });
+        }
+      }
     });
 
     it('get_status lists subscriptions', async () => {

@@ -363,6 +363,7 @@ describe('ingest socket, raw protocol (docs/ingest.md)', () => {
       ['target_id missing for user', { target_id: undefined }, 'target_id'],
       ['event_type too long', { event_type: 'e'.repeat(51) }, 'event_type'],
       ['event_type not printable ASCII', { event_type: 'é' }, 'event_type'],
+      ['event_type with a space (the rule says so)', { event_type: 'item updated' }, 'event_type'],
       ['payload not an object', { payload: 'text' }, 'payload'],
       ['bad id', { id: 'has space' }, 'id'],
     ])('TPWS_ERR_INVALID_EVENT for %s, naming the field; the connection is kept', async (_name, patch, field) => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,6 +8,7 @@ import { renderConfigurationMarkdown } from '../../src/config/docs.js';
 import { loadConfig } from '../../src/config/load.js';
 import { SCHEMA } from '../../src/config/schema.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import { CloseCode } from '../../src/protocol/close-codes.js';
 
 function readDoc(name: string): string {
   return readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
@@ -71,5 +72,30 @@ describe('docs/errors.md', () => {
   it('mentions no code that ERROR_CODES lacks', () => {
     const unknown = [...documented].filter((code) => !Object.hasOwn(ERROR_CODES, code));
     expect(unknown, 'codes in docs/errors.md that src/errors.ts does not define').toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Close codes: the table of docs/protocol.md lists exactly the codes of
+// src/protocol/close-codes.ts, and an integration test sees each one sent.
+// ---------------------------------------------------------------------------
+
+describe('docs/protocol.md close codes', () => {
+  const doc = readDoc('protocol.md');
+  const table = doc.slice(doc.indexOf('## Close codes'));
+  const listed = [...table.matchAll(/^\| (\d{4}) \|/gm)].map((m) => Number(m[1]));
+  const defined = Object.values(CloseCode) as number[];
+
+  it('lists every close code the daemon defines, and no other', () => {
+    expect(listed.sort()).toEqual([...defined].sort());
+  });
+
+  it('has each code asserted on a real socket by an integration test', () => {
+    const dir = new URL('../integration/', import.meta.url);
+    const lines = readdirSync(dir).filter((f) => f.endsWith('.ts')).flatMap((f) => readFileSync(new URL(f, dir), 'utf8').split('\n'));
+    for (const code of defined) {
+      const asserted = lines.some((l) => l.includes('expect') && new RegExp(`\\b${code}\\b`).test(l));
+      expect(asserted, `no test/integration expectation mentions close code ${code}`).toBe(true);
+    }
   });
 });

@@ -103,8 +103,11 @@ describe('close codes', () => {
   it('map to reconnect policies by range', () => {
     expect(reconnectPolicy(CloseCode.SHUTDOWN)).toBe('now');
     expect(reconnectPolicy(CloseCode.SLOW_CONSUMER)).toBe('backoff');
-    expect(reconnectPolicy(CloseCode.SESSION_REVOKED)).toBe('none');
-    expect(reconnectPolicy(CloseCode.TOKEN_EXPIRED)).toBe('refresh-token');
+    expect(reconnectPolicy(CloseCode.TOKEN_EXPIRED)).toBe('backoff');
+    expect(reconnectPolicy(4000)).toBe('none');
+    expect(reconnectPolicy(4099)).toBe('none');
+    expect(reconnectPolicy(4199)).toBe('backoff');
+    expect(reconnectPolicy(4299)).toBe('now');
     expect(reconnectPolicy(1006)).toBe('backoff');
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isTpWsError } from '../../src/errors.js';
 import { EventInvalid, parseEvent } from '../../src/event.js';
 import { Deduper } from '../../src/pipeline/dedup.js';
 import { uuidv7 } from '../../src/uuid.js';
@@ -74,6 +75,17 @@ describe('parseEvent', () => {
       expect(err).toBeInstanceOf(EventInvalid);
       expect((err as EventInvalid).field).toBe(field);
     }
+  });
+
+  it('throws from the error catalogue: TPWS_ERR_INVALID_EVENT, with a message saying what the rule is', () => {
+    let caught: unknown;
+    try {
+      parseEvent({ event_type: 'item updated', target_type: 'kb' }, limits, newId);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isTpWsError(caught, 'TPWS_ERR_INVALID_EVENT')).toBe(true);
+    expect((caught as EventInvalid).message).toBe('event_type: must be a string of 1-50 ASCII characters from ! to ~ (no spaces or control characters)');
   });
 });
 
