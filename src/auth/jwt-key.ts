@@ -45,7 +45,9 @@ export function resolveJwtKey(cfg: Config, create: boolean): JwtKey {
   try {
     secret = readLine(path, 'stateDir');
   } catch (err) {
-    if (!create) throw err;
+    if (!create) {
+      throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in stateDir: no development JWT secret at ${path} (tp-ws serve creates it on its first start): start the daemon first, or give the --state-dir it uses`, { cause: err });
+    }
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
     secret = randomBytes(48).toString('base64url');
     writeFileSync(path, secret + '\n', { mode: 0o600, flag: 'wx' });

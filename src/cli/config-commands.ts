@@ -12,7 +12,7 @@
 import { Option, type Command } from 'commander';
 
 import { renderConfigurationMarkdown } from '../config/docs.js';
-import { configToPrintable, findUnknownEnv, loadConfig } from '../config/load.js';
+import { configToPrintable, findUnknownEnv, loadConfig, loadDefaults } from '../config/load.js';
 import { SCHEMA, type Config, type KeySpec } from '../config/schema.js';
 import { TpWsError, isTpWsError } from '../errors.js';
 
@@ -32,9 +32,6 @@ const PLACEHOLDERS: Readonly<Record<string, string>> = {
   'socket-mode': 'mode',
   'socket-group': 'group',
 };
-
-/** Environment variables that computed defaults read (kept by `print-config --defaults`). */
-const DEFAULTS_ENV = ['STATE_DIRECTORY', 'XDG_STATE_HOME', 'RUNTIME_DIRECTORY', 'HOME'] as const;
 
 function helpDefault(spec: KeySpec): string {
   if (spec.defaultDoc !== undefined) return spec.defaultDoc.replace(/`/g, '');
@@ -165,12 +162,7 @@ export function registerConfigCommands(program: Command, io: ConfigCommandIo = {
       let cfg: Readonly<Config>;
       try {
         if (opts.defaults === true) {
-          // Computed defaults (stateDir, socket path) still follow systemd
-          // and XDG variables: they are where this process would put things.
-          const base = env();
-          const kept: NodeJS.ProcessEnv = {};
-          for (const name of DEFAULTS_ENV) if (base[name] !== undefined) kept[name] = base[name];
-          cfg = loadConfig({ file: null, env: kept, flags: {} });
+          cfg = loadDefaults(env());
         } else {
           cfg = loadConfigFromCommand(opts, env());
         }

@@ -32,11 +32,14 @@ function positiveInt(v: string | undefined, flag: string, dflt?: number): number
   return Number(v);
 }
 
-/** Mint a JWT for the flags' user (the development secret is created on first use). */
+/**
+ * Mint a JWT for the flags' user. The development secret must exist already:
+ * a token signed with a secret of its own would be one the daemon refuses.
+ */
 export async function mintFromFlags(cfg: Readonly<Config>, f: TokenFlags): Promise<string> {
   const userId = positiveInt(f.user, '--user');
   const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => positiveInt(s.trim(), '--folders'));
-  const key = resolveJwtKey(cfg, true);
+  const key = resolveJwtKey(cfg, false);
   return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: positiveInt(f.ttl, '--ttl', 3600) });
 }
 

@@ -370,6 +370,23 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   return deepFreeze(cfg as unknown as Config);
 }
 
+/** Environment variables that computed defaults read (`stateDir`, `store.url`, `ingest.socket`). */
+const DEFAULTS_ENV = ['STATE_DIRECTORY', 'XDG_STATE_HOME', 'RUNTIME_DIRECTORY', 'HOME'] as const;
+
+/**
+ * The configuration with no file, no `TPWS_*` variable and no flag: the
+ * schema's defaults, with the computed ones (state directory, socket path)
+ * still following the systemd and XDG variables of `env`, since they say
+ * where this process would put things.
+ *
+ * @param env - environment to take the systemd/XDG/HOME variables from
+ */
+export function loadDefaults(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const name of DEFAULTS_ENV) if (env[name] !== undefined) kept[name] = env[name];
+  return loadConfig({ file: null, env: kept, flags: {} });
+}
+
 /** Rules that involve two keys; the message names both and their sources. */
 function checkCrossKeys(resolved: ReadonlyMap<string, Resolved>): void {
   const get = (key: string): Resolved => resolved.get(key) as Resolved;

@@ -1,12 +1,53 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../helpers/ws-client.js';
 
-const BIN = join(import.meta.dirname, '../../bin/tp-ws.js');
+const ROOT = join(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/tp-ws.js');
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+/** Run a command to its end, collecting its output. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout!.on('data', (b) => (stdout += b));
+    c.stderr!.on('data', (b) => (stderr += b));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Start `tp-ws serve` with these flags; resolves with the banner once it names the port. */
+async function serve(args: string[]): Promise<{ child: ChildProcess; port: number; banner: string[] }> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const banner: string[] = [];
+  child.stdout!.resume();
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      banner.push(line);
+      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+  });
+  // The banner is written in one piece: every line has arrived with the first.
+  await new Promise((r) => setImmediate(r));
+  return { child, port, banner };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
 
 describe('tp-ws serve (the real CLI process)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tpws-cli-'));
@@ -54,4 +95,84 @@ describe('tp-ws serve (the real CLI process)', () => {
     expect(code).toBe(2);
     expect(err).toMatch(/TPWS_ERR_CONFIG_INVALID: in server\.port \(from --port\): must be an integer/);
   });
+
+  describe('the banner of a daemon started with its own --state-dir and port', () => {
+    const state = mkdtempSync(join(dir, 'state-'));
+    let daemon: Awaited<ReturnType<typeof serve>>;
+    const line = (prefix: string) => {
+      const l = daemon.banner.map((b) => b.trim()).find((b) => b.startsWith(prefix));
+      expect(l, `banner line starting with ${prefix}`).toBeDefined();
+      return l!;
+    };
+
+    afterAll(async () => daemon && stop(daemon.child));
+
+    it('prints tail, token and tp-ws-emit commands that work as printed, in another shell', async () => {
+      daemon = await serve(['--port', '0', '--admin-port', '-1', '--state-dir', state]);
+      const tailCmd = line('npx tp-ws tail');
+      expect(tailCmd).toBe(`npx tp-ws tail --user 1 --state-dir ${state} --port ${daemon.port}`);
+      // tail, as printed, until it has printed `connected`.
+      // Its own process group: Ctrl-C reaches sh, npx and tail alike.
+      const tail = spawn('sh', ['-c', tailCmd], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const lines: Record<string, any>[] = [];
+      const seen = (pred: (m: Record<string, any>) => boolean) => new Promise<Record<string, any>>((resolve) => {
+        const check = () => { const m = lines.find(pred); if (m) resolve(m); else setTimeout(check, 20); };
+        check();
+      });
+      createInterface({ input: tail.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+      let tailErr = '';
+      tail.stderr!.on('data', (b) => (tailErr += b));
+      const tailExit = new Promise<void>((r) => tail.once('close', () => r()));
+      expect(await seen((m) => m.type === 'connected')).toMatchObject({ user_id: 1 });
+
+      // tp-ws-emit, as printed: delivered through the socket (exit 0), and tail prints the event.
+      const emitted = await run('sh', ['-c', line('npx tp-ws-emit')]);
+      expect(emitted.code, emitted.stderr).toBe(0);
+      expect(await seen((m) => m.type === 'event')).toMatchObject({ event: 'hello', data: { text: 'hi' } });
+
+      // The token command inside the printed URL signs a token this daemon accepts.
+      const tokenCmd = /\$\((npx tp-ws token[^)]*)\)/.exec(line('or: ws://'))?.[1];
+      expect(tokenCmd).toBeDefined();
+      const token = await run('sh', ['-c', tokenCmd!]);
+      expect(token.code, token.stderr).toBe(0);
+      const { client, connected } = await TestClient.login(`ws://127.0.0.1:${daemon.port}/ws?token=${token.stdout.trim()}`);
+      expect(connected.user_id).toBe(1);
+      client.ws.terminate();
+
+      // Ctrl-C: tail closes the socket itself (1000) and ends.
+      process.kill(-tail.pid!, 'SIGINT');
+      await tailExit;
+      expect(tailErr).toBe('closed: 1000 tail stopped\n');
+    });
+
+    it('tail exits 2 with TPWS_ERR_AUTH_FAILED and a hint when the token is signed with another state directory', async () => {
+      const other = mkdtempSync(join(dir, 'other-'));
+      writeFileSync(join(other, 'jwt-dev-secret'), `${'x'.repeat(48)}\n`, { mode: 0o600 });
+      const r = await run(process.execPath, [BIN, 'tail', '--user', '1', '--state-dir', other, '--port', String(daemon.port)]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^TPWS_ERR_AUTH_FAILED: ws:\/\/127\.0\.0\.1:\d+\/ws refused the connection: auth_failed: .* give tail the same\.\n$/);
+    });
+
+    it('tail exits 2 with TPWS_ERR_AUTH_FAILED for an unknown token', async () => {
+      const r = await run(process.execPath, [BIN, 'tail', '--token', 'f'.repeat(64), '--port', String(daemon.port), '--state-dir', state]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^TPWS_ERR_AUTH_FAILED: .*auth_failed: .*The token is unknown or expired\.\n$/);
+    });
+
+    it('tail and token say where the development secret is missing instead of making one the daemon does not know', async () => {
+      const empty = mkdtempSync(join(dir, 'empty-'));
+      for (const args of [['tail', '--user', '1', '--port', String(daemon.port)], ['token', '--user', '1']]) {
+        const r = await run(process.execPath, [BIN, ...args, '--state-dir', empty]);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toMatch(/^TPWS_ERR_CONFIG_INVALID: in stateDir: no development JWT secret at .*jwt-dev-secret/);
+      }
+    });
+
+    it('tail exits 2 with TPWS_ERR_CONNECT when nothing listens on the port', async () => {
+      const r = await run(process.execPath, [BIN, 'tail', '--user', '1', '--state-dir', state, '--port', '1']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^TPWS_ERR_CONNECT: cannot connect to ws:\/\/127\.0\.0\.1:1\/ws: ECONNREFUSED: .*--port/);
+    });
+  });
 });
+
