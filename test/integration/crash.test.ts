@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IngestClient } from '../helpers/ingest-client.js';
+import { IngestClient } from '../../src/ingest/client.js';
 
 const BIN = join(import.meta.dirname, '../../bin/tp-ws.js');
 
@@ -22,7 +22,7 @@ describe('SIGKILL under load', () => {
     });
     const exited = new Promise((r) => child.once('exit', r));
 
-    const sender = await IngestClient.connect(socket);
+    const sender = await IngestClient.connect(socket, { timeoutMs: 3000 });
     const acked: string[] = [];
     let sent = 0;
     // Pipeline events in bursts and kill the daemon while acks are still coming.
@@ -30,7 +30,7 @@ describe('SIGKILL under load', () => {
       for (;;) {
         let ack;
         try {
-          ack = await sender.nextAck(3000);
+          ack = await sender.nextAck();
         } catch {
           return; // the daemon is gone
         }
@@ -44,7 +44,7 @@ describe('SIGKILL under load', () => {
     }
     await exited;
     await reader;
-    sender.socket.destroy();
+    sender.destroy();
 
     expect(acked.length).toBeGreaterThanOrEqual(300);
     expect(sent).toBeGreaterThan(acked.length); // the kill did land mid-stream

@@ -8,7 +8,7 @@ import { describeStores } from '../helpers/stores.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { until } from '../helpers/until.js';
-import { IngestClient } from '../helpers/ingest-client.js';
+import { IngestClient } from '../../src/ingest/client.js';
 import { openSeeder, type Seeder } from '../helpers/seed.js';
 
 const P = 'teampass_';
@@ -76,7 +76,7 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
     });
 
     it('takes length-prefixed msgpack batches and answers per event, in msgpack', async () => {
-      const mp = await IngestClient.connect(d.daemon.ingest!.path, 'msgpack');
+      const mp = await IngestClient.connect(d.daemon.ingest!.path, { encoding: 'msgpack' });
       const ack = await mp.request([
         { id: 'mp-1', event_type: 'task_completed', target_type: 'user', target_id: 2, payload: { n: 1 } },
         { id: 'mp-2', event_type: 'oops', target_type: 'room' },
@@ -96,7 +96,7 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
     });
 
     it('pipelines: many frames in one write, a frame split over many writes, acks in order', async () => {
-      const frames = Array.from({ length: 50 }, (_, i) => ingest.frame({ id: `pipe-${i}`, event_type: 'p', target_type: 'user', target_id: 2 }));
+      const frames = Array.from({ length: 50 }, (_, i) => ingest.encode({ id: `pipe-${i}`, event_type: 'p', target_type: 'user', target_id: 2 }));
       ingest.writeRaw(Buffer.concat(frames.slice(0, 25)));
       for (const b of Buffer.concat(frames.slice(25))) ingest.writeRaw(Buffer.from([b]));
       for (let i = 0; i < 50; i++) expect((await ingest.nextAck()).id).toBe(`pipe-${i}`);
@@ -126,7 +126,7 @@ describeStores('ingest socket and table poller', ({ newStoreUrl }) => {
     });
 
     it('closes a msgpack connection after an oversize length, and one with an unknown first byte', async () => {
-      const mp = await IngestClient.connect(d.daemon.ingest!.path, 'msgpack');
+      const mp = await IngestClient.connect(d.daemon.ingest!.path, { encoding: 'msgpack' });
       mp.writeRaw(Buffer.from([0x00, 0xff, 0xff, 0xff]));
       expect(await mp.nextAck()).toMatchObject({ ok: false, error: { code: 'TPWS_ERR_FRAME_TOO_LARGE' } });
       await mp.closed;
@@ -197,7 +197,7 @@ describe('ingest flow control', () => {
       const sender = await IngestClient.connect(d.daemon.ingest!.path);
       sender.socket.pause(); // read no acks
       const frames: Buffer[] = [];
-      for (let i = 0; i < total; i++) frames.push(sender.frame({ id: `fc-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
+      for (let i = 0; i < total; i++) frames.push(sender.encode({ id: `fc-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
       sender.writeRaw(Buffer.concat(frames));
       // Wait until the daemon has stopped taking frames.
       let last = -1;
@@ -225,15 +225,15 @@ describe('ingest flow control while the journal lags', () => {
     const d = await startDaemon({ 'journal.flushMs': 1500 });
     try {
       const total = 20_000;
-      const sender = await IngestClient.connect(d.daemon.ingest!.path);
+      const sender = await IngestClient.connect(d.daemon.ingest!.path, { timeoutMs: 10_000 });
       const frames: Buffer[] = [];
-      for (let i = 0; i < total; i++) frames.push(sender.frame({ id: `lag-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
+      for (let i = 0; i < total; i++) frames.push(sender.encode({ id: `lag-${i}`, event_type: 'flow', target_type: 'user', target_id: 99 }));
       sender.writeRaw(Buffer.concat(frames));
       await until(() => d.daemon.ingest!.counters.frames > 4096, 'the first frames');
       await new Promise((r) => setTimeout(r, 300));
       expect(d.daemon.ingest!.counters.frames).toBeLessThan(total);
       expect(d.daemon.journal.queued).toBeLessThan(total);
-      for (let i = 0; i < total; i++) expect(await sender.nextAck(10_000)).toMatchObject({ ok: true, id: `lag-${i}` });
+      for (let i = 0; i < total; i++) expect(await sender.nextAck()).toMatchObject({ ok: true, id: `lag-${i}` });
       await sender.close();
     } finally {
       await d.stop();

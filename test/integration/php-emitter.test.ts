@@ -19,7 +19,7 @@ import { resolveJwtKey } from '../../src/auth/jwt-key.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openStore } from '../../src/store/open-store.js';
 import { PROCESSED } from '../../src/store/store.js';
-import { IngestClient } from '../helpers/ingest-client.js';
+import { IngestClient } from '../../src/ingest/client.js';
 import { openSeeder, type Seeder } from '../helpers/seed.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { describeStores } from '../helpers/stores.js';

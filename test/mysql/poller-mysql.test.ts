@@ -7,7 +7,7 @@ import { PrivateMariadb } from '../helpers/private-mariadb.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { until } from '../helpers/until.js';
-import { IngestClient } from '../helpers/ingest-client.js';
+import { IngestClient } from '../../src/ingest/client.js';
 
 const T = 'teampass_websocket_events';
 
