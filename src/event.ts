@@ -3,6 +3,7 @@
  * poller, the CLI and the journal, and its validation. Pure: no I/O.
  */
 import { TpWsError } from './errors.js';
+import { ID_MAX, positiveInt } from './int.js';
 
 export const TARGET_TYPES = ['user', 'folder', 'kb', 'broadcast'] as const;
 export type TargetType = (typeof TARGET_TYPES)[number];
@@ -23,7 +24,6 @@ export interface BridgeEvent {
 }
 
 export const EVENT_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
-const INT_MAX = 4294967295; // INT UNSIGNED, TeamPass's column type
 
 export interface EventLimits {
   maxPayloadBytes: number;
@@ -46,17 +46,15 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function positiveInt(v: unknown, field: string): number {
-  if (typeof v === 'string' && /^[0-9]{1,10}$/.test(v)) v = Number(v);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > INT_MAX) {
-    throw new EventInvalid(field, `must be an integer from 1 to ${INT_MAX}`);
-  }
-  return v;
+function idField(v: unknown, field: string): number {
+  const n = positiveInt(v);
+  if (n === null) throw new EventInvalid(field, `must be an integer from 1 to ${ID_MAX}`);
+  return n;
 }
 
 function excludeId(v: unknown, field: string): number | null {
   if (v === 0 || v === '0') return null;
-  return positiveInt(v, field);
+  return idField(v, field);
 }
 
 /**
@@ -88,7 +86,7 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
   }
 
   // kb and broadcast ignore target_id (TeamPass stores NULL): a stray value is dropped.
-  const targetId = targetType === 'user' || targetType === 'folder' ? positiveInt(input.target_id, 'target_id') : null;
+  const targetId = targetType === 'user' || targetType === 'folder' ? idField(input.target_id, 'target_id') : null;
 
   // The payload is an object, or a string holding a JSON object's text: that
   // text is then kept byte for byte (journal, fan-out), so a PHP sender's rows

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TpWsError } from '../errors.js';
+import { listen } from '../listen.js';
 
 export interface HealthSource {
   /** Liveness facts (cheap, no I/O). */
@@ -41,14 +41,7 @@ export class AdminServer {
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new TpWsError('TPWS_ERR_LISTEN', `cannot listen on admin ${host}:${port}: ${err.message}`, { cause: err }));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    await listen(this.server, { host, port, setting: 'admin.port', flag: '--admin-port' });
     return this.server.address() as AddressInfo;
   }
 

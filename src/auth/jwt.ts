@@ -1,6 +1,7 @@
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { Config } from '../config/schema.js';
 import { TpWsError } from '../errors.js';
+import { positiveInt } from '../int.js';
 import { displayName, type Authenticator, type Identity } from './authenticator.js';
 import type { JwtKey } from './jwt-key.js';
 
@@ -34,7 +35,7 @@ export class JwtAuthenticator implements Authenticator {
     } catch {
       return null;
     }
-    const userId = toPositiveInt(payload[this.claims.claimUserId]);
+    const userId = positiveInt(payload[this.claims.claimUserId]);
     if (userId === null) return null;
     const loginClaim = payload[this.claims.claimLogin];
     const login = typeof loginClaim === 'string' && loginClaim !== '' ? loginClaim.slice(0, 250) : `user${userId}`;
@@ -54,17 +55,12 @@ export class JwtAuthenticator implements Authenticator {
   }
 }
 
-function toPositiveInt(v: unknown): number | null {
-  const n = typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : v;
-  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 4294967295 ? n : null;
-}
-
 /** Folders as an array of ids or TeamPass's comma-separated string; invalid entries are dropped. */
 function parseFolders(v: unknown): Set<number> {
   const raw = Array.isArray(v) ? v : typeof v === 'string' ? v.split(/[,;]/) : [];
   const out = new Set<number>();
   for (const item of raw.slice(0, MAX_FOLDERS)) {
-    const n = toPositiveInt(typeof item === 'string' ? item.trim() : item);
+    const n = positiveInt(typeof item === 'string' ? item.trim() : item);
     if (n !== null) out.add(n);
   }
   return out;

@@ -3,6 +3,7 @@ import { mintJwt } from '../auth/jwt.js';
 import { resolveJwtKey } from '../auth/jwt-key.js';
 import type { Config } from '../config/schema.js';
 import { TpWsError } from '../errors.js';
+import { ID_MAX, positiveInt } from '../int.js';
 
 export interface TokenFlags {
   user?: string;
@@ -24,12 +25,11 @@ export function addTokenOptions(cmd: Command): Command {
     .option('--ttl <seconds>', 'token lifetime in seconds (default 3600)');
 }
 
-function positiveInt(v: string | undefined, flag: string, dflt?: number): number {
+function flagInt(v: string | undefined, flag: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
-  if (v === undefined || !/^[0-9]{1,10}$/.test(v) || Number(v) < 1) {
-    throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${flag}: must be a positive integer`);
-  }
-  return Number(v);
+  const n = positiveInt(v);
+  if (n === null) throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${flag}: must be an integer from 1 to ${ID_MAX}`);
+  return n;
 }
 
 /**
@@ -37,10 +37,10 @@ function positiveInt(v: string | undefined, flag: string, dflt?: number): number
  * a token signed with a secret of its own would be one the daemon refuses.
  */
 export async function mintFromFlags(cfg: Readonly<Config>, f: TokenFlags): Promise<string> {
-  const userId = positiveInt(f.user, '--user');
-  const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => positiveInt(s.trim(), '--folders'));
+  const userId = flagInt(f.user, '--user');
+  const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => flagInt(s.trim(), '--folders'));
   const key = resolveJwtKey(cfg, false);
-  return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: positiveInt(f.ttl, '--ttl', 3600) });
+  return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: flagInt(f.ttl, '--ttl', 3600) });
 }
 
 export async function runToken(cfg: Readonly<Config>, f: TokenFlags): Promise<void> {

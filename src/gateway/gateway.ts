@@ -5,9 +5,9 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
-import { TpWsError } from '../errors.js';
 import type { Hub } from '../fanout/hub.js';
 import { Session } from '../fanout/session.js';
+import { listen } from '../listen.js';
 import type { Logger } from '../log.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
@@ -124,14 +124,7 @@ export class Gateway {
   /** Bind the listener; resolves with the bound address (port 0 → a free port). */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.cfg.server;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new TpWsError('TPWS_ERR_LISTEN', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    await listen(this.server, { host, port, setting: 'server.port', flag: '--port' });
     const hb = this.cfg.heartbeat.pingIntervalSec * 1000;
     this.heartbeatTimer = setInterval(() => this.heartbeat(), hb);
     this.heartbeatTimer.unref();

@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
 import { TpWsError, isTpWsError, type TpWsErrorCode } from '../errors.js';
+import { listen } from '../listen.js';
 import type { Logger } from '../log.js';
 import type { Intake, IntakeResult } from '../pipeline/intake.js';
 import type { JournalOutcome } from '../pipeline/journal.js';
@@ -87,14 +88,7 @@ export class UnixSocketIngest {
     }
     mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     await removeStaleSocket(path);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new TpWsError('TPWS_ERR_LISTEN', `cannot listen on ingest socket ${path}: ${err.message}`, { cause: err }));
-      this.server.once('error', onError);
-      this.server.listen(path, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    await listen(this.server, { path, setting: 'ingest.socket', flag: '--socket' });
     try {
       chmodSync(path, parseInt(this.o.mode, 8));
       if (this.o.group !== null) chownSync(path, -1, resolveGid(this.o.group));

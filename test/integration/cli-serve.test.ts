@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../helpers/ws-client.js';
@@ -94,6 +95,23 @@ describe('tp-ws serve (the real CLI process)', () => {
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(2);
     expect(err).toMatch(/TPWS_ERR_CONFIG_INVALID: in server\.port \(from --port\): must be an integer/);
+  });
+
+  it.each([
+    ['--port', 'server.port'],
+    ['--admin-port', 'admin.port'],
+  ])('says which setting to change when %s is taken by another process', async (flag, key) => {
+    const other = createServer();
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    const taken = (other.address() as AddressInfo).port;
+    try {
+      const args = ['serve', '--port', '0', '--admin-port', '0', '--state-dir', mkdtempSync(join(dir, 'inuse-')), flag, String(taken)];
+      const r = await run(process.execPath, [BIN, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`TPWS_ERR_LISTEN: cannot listen on 127.0.0.1:${taken} (${key}, ${flag}): address in use: another process listens there (another tp-ws, or TeamPass's own daemon?); stop it or choose another ${flag}`);
+    } finally {
+      other.close();
+    }
   });
 
   describe('the banner of a daemon started with its own --state-dir and port', () => {
