@@ -1,33 +1,27 @@
 /**
  * The embedded store: the TeamPass-shaped tables in one SQLite file, so
  * `tp-ws serve` runs on a machine with no MySQL. Same contract as `MysqlStore`
- * (see `store.ts`); the SQL differs only where the dialects do.
+ * (see `store.ts`); the SQL (in `sqlite-db.ts`) differs only where the
+ * dialects do.
+ *
+ * better-sqlite3 is synchronous, so the connection lives in a worker thread
+ * (`sqlite-worker.ts`) and this class only posts requests to it: the daemon's
+ * event loop keeps running while a write waits for another process's lock or
+ * a 100k-token refresh runs (issue #7).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import { TpWsError } from '../errors.js';
-import {
-  createdSeconds,
-  loadMigrations,
-  migrationError,
-  sortedUniqueInts,
-  storeError as driverError,
-  toLockHolder,
-  toUser,
-  type LockRow,
-  type UserRow,
-} from './sql-support.js';
-import {
-  PROCESSED,
-  type EventInsert,
-  type EventRow,
-  type LockHolder,
-  type MigrateResult,
-  type Store,
-  type TokenUser,
-  type UserRecord,
+import { errorCode } from './sql-support.js';
+import type { SqliteOp, SqliteOpArgs, SqliteOpResult, SqliteReply, SqliteRequest, SqliteWorkerInit, WireError } from './sqlite-worker.js';
+import type {
+  EventInsert,
+  EventRow,
+  LockHolder,
+  MigrateResult,
+  Store,
+  TokenUser,
+  UserRecord,
 } from './store.js';
 
 export interface SqliteStoreOptions {
@@ -37,25 +31,40 @@ export interface SqliteStoreOptions {
   prefix: string;
 }
 
-/** How long a poller lease lasts without renewal; the holder renews it on every `acquirePollerLock()`. */
-const LEASE_SECONDS = 15;
+// A worker thread is plain Node: it cannot load TypeScript. Built, this file is
+// dist/store/sqlite-store.js and starts its sibling dist/store/sqlite-worker.js.
+// Vitest runs it from src/store/sqlite-store.ts; then it starts the built
+// worker in dist/ (`npm test` runs `npm run build` before vitest, so dist is
+// current; run the build yourself before `npx vitest`).
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/store/sqlite-worker.js', import.meta.url)
+  : new URL('./sqlite-worker.js', import.meta.url);
 
-// Times are stored as SQLite's 'YYYY-MM-DD HH:MM:SS' UTC text; these turn them into epoch ms.
-const NOW_SEC = `CAST(strftime('%s', 'now') AS INTEGER)`;
-const epochMs = (col: string) => `CAST(strftime('%s', ${col}) AS INTEGER) * 1000`;
+/** Test hook: the store's `Worker` (null when it could not be started). Not part of the API. */
+export const kWorker = Symbol('tp-ws.sqlite-store.worker');
 
-/** SQLite modifier for `datetime('now', ?)`: `+30 seconds`, `-5 seconds`. */
-function secondsModifier(sec: number): string {
-  return `${sec >= 0 ? '+' : ''}${Math.trunc(sec)} seconds`;
+interface Call {
+  op: SqliteOp;
+  resolve: (value: never) => void;
+  reject: (err: TpWsError) => void;
 }
 
 /**
- * `Store` on a local SQLite file (better-sqlite3: synchronous calls wrapped in
- * promises; WAL journal, `busy_timeout` 5000 ms so that two processes on one
- * file wait for each other rather than fail).
+ * `Store` on a local SQLite file (better-sqlite3 in a worker thread; WAL
+ * journal, `busy_timeout` 5000 ms so that two processes on one file wait for
+ * each other rather than fail).
  *
- * Statements are prepared on first use and cached, so the store can be built
- * before `migrate()` created the tables.
+ * Every call is one message to the thread and one back. The thread runs
+ * calls in the order they were made; bulk calls (`extendTokens`,
+ * `markProcessed`, retention deletes) run 1,000 rows per statement and let
+ * calls made meanwhile run between their chunks. A write waiting for the file's
+ * lock holds up the calls behind it (one connection), but not this thread.
+ *
+ * Opening the file happens in the thread: the constructor never throws, and a
+ * file that cannot be opened makes every call reject with the
+ * `TPWS_ERR_STORE_UNAVAILABLE` the open gave. If the thread dies, every pending
+ * and later call rejects with `TPWS_ERR_STORE_UNAVAILABLE`. The thread does not
+ * keep the process alive while no call is pending.
  *
  * The poller lock is a lease row in `<prefix>tpws_lease`: the holder must call
  * `acquirePollerLock()` again within 15 s to keep it (each call renews it);
@@ -64,293 +73,197 @@ function secondsModifier(sec: number): string {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly prefix: string;
-  readonly #db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
-  /** Lease owner id of this instance. */
-  readonly #owner = randomBytes(12).toString('hex');
+  readonly #worker: Worker | null = null;
+  readonly #calls = new Map<number, Call>();
+  #nextId = 1;
   #closed = false;
+  #closing: Promise<void> | null = null;
+  /** Why the thread is gone (it died or could not start); every later call rejects with this. */
+  #death: string | null = null;
 
   constructor(options: SqliteStoreOptions) {
     this.prefix = options.prefix;
+    const init: SqliteWorkerInit = { path: options.path, prefix: options.prefix, owner: randomBytes(12).toString('hex') };
     try {
-      // The file holds users and live tokens: a new one is private to the
-      // daemon's user (SQLite gives its -wal and -shm files the same mode).
-      const onDisk = options.path !== ':memory:';
-      const created = onDisk && !existsSync(options.path);
-      if (onDisk) mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
-      this.#db = new Database(options.path);
-      if (created) chmodSync(options.path, 0o600);
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('busy_timeout = 5000');
+      this.#worker = new Worker(WORKER_URL, { workerData: init, execArgv: workerExecArgv() });
     } catch (err) {
-      throw storeError('open', err);
+      this.#death = `worker did not start: ${errorCode(err)}`;
+      return;
+    }
+    // Idle, the thread must not keep the process alive (as the synchronous store
+    // did not); it is ref'd while a call waits for its reply.
+    this.#worker.unref();
+    this.#worker.on('message', (reply: SqliteReply) => this.#workerOnMessage(reply));
+    // 'error' (an exception the thread did not catch, or a worker file that
+    // does not load) is always followed by 'exit'; listening keeps it from
+    // becoming an uncaught exception of this process.
+    this.#worker.on('error', (err) => this.#workerOnExit(`worker failed: ${errorCode(err)}`));
+    this.#worker.on('exit', (code) => this.#workerOnExit(`worker stopped with exit code ${code}`));
+  }
+
+  /** Test hook, see `kWorker`. */
+  get [kWorker](): Worker | null {
+    return this.#worker;
+  }
+
+  #workerOnMessage(reply: SqliteReply): void {
+    const call = this.#calls.get(reply.id);
+    if (call === undefined) return;
+    this.#forget(reply.id);
+    if (reply.ok) call.resolve(reply.value as never);
+    else call.reject(fromWire(reply.error));
+  }
+
+  #workerOnExit(reason: string): void {
+    this.#death ??= reason;
+    for (const [id, call] of this.#calls) {
+      this.#forget(id);
+      call.reject(this.#deathError(call.op));
     }
   }
 
-  /** `<prefix><name>`, quoted. */
-  #t(name: string): string {
-    return `"${this.prefix}${name}"`;
+  #deathError(op: string): TpWsError {
+    return new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `sqlite store: ${op} failed (${this.#death})`);
   }
 
-  #stmt(sql: string): Database.Statement {
-    let stmt = this.#statements.get(sql);
-    if (!stmt) {
-      stmt = this.#db.prepare(sql);
-      this.#statements.set(sql, stmt);
-    }
-    return stmt;
+  #forget(id: number): void {
+    this.#calls.delete(id);
+    if (this.#calls.size === 0) this.#worker?.unref();
   }
 
-  /** Run `fn` as one store operation: closed-store check and error mapping. */
-  async #run<T>(op: string, fn: () => T): Promise<T> {
-    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `sqlite store: ${op} after close()`);
-    try {
-      return fn();
-    } catch (err) {
-      throw storeError(op, err);
-    }
+  /** A store operation: refused after `close()`. */
+  #call<K extends SqliteOp>(op: K, ...args: SqliteOpArgs<K>): Promise<SqliteOpResult<K>> {
+    if (this.#closed) return Promise.reject(new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `sqlite store: ${op} after close()`));
+    return this.#send(op, args);
   }
 
-  async migrate(): Promise<MigrateResult> {
-    const files = loadMigrations('sqlite', this.prefix);
-    const table = `${this.prefix}tpws_migrations`;
-    const done = await this.#run('migrate', () => {
-      const exists = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(table);
-      if (!exists) return new Set<string>();
-      const rows = this.#db.prepare(`SELECT name FROM ${this.#t('tpws_migrations')}`).all() as { name: string }[];
-      return new Set(rows.map((r) => r.name));
-    });
-    const applied: string[] = [];
-    for (const file of files) {
-      if (done.has(file.name)) continue;
+  /** One request to the thread and its reply. */
+  #send<K extends SqliteOp>(op: K, args: SqliteOpArgs<K>): Promise<SqliteOpResult<K>> {
+    const worker = this.#worker;
+    if (worker === null || this.#death !== null) return Promise.reject(this.#deathError(op));
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      const request: SqliteRequest = { id, op, args };
       try {
-        // SQLite DDL is transactional: a failing file leaves nothing behind.
-        this.#db.transaction(() => {
-          this.#db.exec(file.sql);
-          this.#db.prepare(`INSERT INTO ${this.#t('tpws_migrations')} (name) VALUES (?)`).run(file.name);
-        })();
+        worker.postMessage(request);
       } catch (err) {
-        throw migrationError('sqlite', file.name, err);
+        reject(new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `sqlite store: ${op} failed (${errorCode(err)})`, { cause: err }));
+        return;
       }
-      applied.push(file.name);
-    }
-    return { applied, mode: 'full' };
+      this.#calls.set(id, { op, resolve, reject });
+      if (this.#calls.size === 1) worker.ref();
+    });
+  }
+
+  migrate(): Promise<MigrateResult> {
+    return this.#call('migrate');
   }
 
   ping(): Promise<void> {
-    return this.#run('ping', () => {
-      this.#stmt('SELECT 1').get();
-    });
+    return this.#call('ping');
   }
 
   findTokenUser(token: string): Promise<TokenUser | null> {
-    return this.#run('findTokenUser', () => {
-      const row = this.#stmt(
-        `SELECT u.id, u.login, u.name, u.lastname, u.admin, u.disabled, ${epochMs('wt.expires_at')} AS expires_ms
-         FROM ${this.#t('websocket_tokens')} wt JOIN ${this.#t('users')} u ON wt.user_id = u.id
-         WHERE wt.token = ? AND wt.expires_at > datetime('now') AND u.disabled = 0 LIMIT 1`,
-      ).get(token) as (UserRow & { expires_ms: number }) | undefined;
-      return row ? { user: toUser(row), expiresAt: row.expires_ms } : null;
-    });
+    return this.#call('findTokenUser', token);
   }
 
   findUser(userId: number): Promise<UserRecord | null> {
-    return this.#run('findUser', () => {
-      const row = this.#stmt(
-        `SELECT id, login, name, lastname, admin, disabled FROM ${this.#t('users')} WHERE id = ? AND disabled = 0`,
-      ).get(userId) as UserRow | undefined;
-      return row ? toUser(row) : null;
-    });
+    return this.#call('findUser', userId);
   }
 
   accessibleFolders(userId: number): Promise<number[]> {
-    return this.#run('accessibleFolders', () => {
-      // Reference §2.4 steps 2-4: direct grants ∪ every folder of the user's roles, no `type` filter.
-      const rows = this.#stmt(
-        `SELECT group_id AS f FROM ${this.#t('users_groups')} WHERE user_id = ?
-         UNION
-         SELECT rv.folder_id FROM ${this.#t('roles_values')} rv
-           JOIN ${this.#t('users_roles')} ur ON rv.role_id = ur.role_id WHERE ur.user_id = ?`,
-      ).all(userId, userId) as { f: number | string }[];
-      return sortedUniqueInts(rows.map((r) => r.f));
-    });
+    return this.#call('accessibleFolders', userId);
   }
 
   insertToken(userId: number, token: string, ttlSec: number): Promise<void> {
-    return this.#run('insertToken', () => {
-      this.#stmt(
-        `INSERT INTO ${this.#t('websocket_tokens')} (user_id, token, expires_at, used) VALUES (?, ?, datetime('now', ?), 0)`,
-      ).run(userId, token, secondsModifier(ttlSec));
-    });
+    return this.#call('insertToken', userId, token, ttlSec);
   }
 
   extendTokens(tokens: readonly string[], ttlSec: number): Promise<void> {
-    return this.#run('extendTokens', () => {
-      if (tokens.length === 0) return;
-      // json_each keeps one cached statement for any number of tokens; max() never shortens a token.
-      this.#stmt(
-        `UPDATE ${this.#t('websocket_tokens')} SET expires_at = max(expires_at, datetime('now', ?))
-         WHERE token IN (SELECT value FROM json_each(?))`,
-      ).run(secondsModifier(ttlSec), JSON.stringify(tokens));
-    });
+    return this.#call('extendTokens', tokens, ttlSec);
   }
 
   getMisc(key: string): Promise<string | null> {
-    return this.#run('getMisc', () => {
-      const row = this.#stmt(
-        `SELECT valeur FROM ${this.#t('misc')} WHERE intitule = ? ORDER BY increment_id LIMIT 1`,
-      ).get(key) as { valeur: string | null } | undefined;
-      return row ? row.valeur : null;
-    });
+    return this.#call('getMisc', key);
   }
 
   lockedItems(folderId: number, exceptUserId: number, timeoutSec: number): Promise<LockHolder[]> {
-    return this.#run('lockedItems', () =>
-      (this.#stmt(
-        `SELECT ie.item_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
-         FROM ${this.#t('items_edition')} ie
-           JOIN ${this.#t('items')} i ON ie.item_id = i.id
-           JOIN ${this.#t('users')} u ON ie.user_id = u.id
-         WHERE i.id_tree = ? AND ie.timestamp >= ${NOW_SEC} - ? AND ie.user_id <> ?
-         ORDER BY ie.item_id`,
-      ).all(String(folderId), timeoutSec, exceptUserId) as LockRow[]).map(toLockHolder),
-    );
+    return this.#call('lockedItems', folderId, exceptUserId, timeoutSec);
   }
 
   lockedKbs(exceptUserId: number, timeoutSec: number): Promise<LockHolder[]> {
-    return this.#run('lockedKbs', () =>
-      (this.#stmt(
-        `SELECT ke.kb_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
-         FROM ${this.#t('kb_edition')} ke
-           JOIN ${this.#t('kb')} k ON ke.kb_id = k.id
-           JOIN ${this.#t('users')} u ON ke.user_id = u.id
-         WHERE k.deleted_at IS NULL AND ke.timestamp >= ${NOW_SEC} - ? AND ke.user_id <> ?
-         ORDER BY ke.kb_id`,
-      ).all(timeoutSec, exceptUserId) as LockRow[]).map(toLockHolder),
-    );
+    return this.#call('lockedKbs', exceptUserId, timeoutSec);
   }
 
   journalEvents(events: readonly EventInsert[]): Promise<void> {
-    return this.#run('journalEvents', () => {
-      if (events.length === 0) return;
-      // A row already holding this event_uuid is not duplicated. If it still waits in
-      // the inbox (processed = 0, e.g. the emitter's fallback insert), the socket already
-      // delivered it: mark it delivered. Rejected/expired rows keep their status.
-      const stmt = this.#stmt(
-        `INSERT INTO ${this.#t('websocket_events')}
-           (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
-         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, datetime('now'))
-         ON CONFLICT (event_uuid) DO UPDATE SET processed = ${PROCESSED.DELIVERED}, processed_at = datetime('now')
-         WHERE processed = ${PROCESSED.PENDING}`,
-      );
-      this.#db.transaction(() => {
-        for (const e of events) stmt.run(...insertParams(e));
-      })();
-    });
+    return this.#call('journalEvents', events);
   }
 
   insertPendingEvent(event: EventInsert): Promise<number> {
-    return this.#run('insertPendingEvent', () => {
-      const info = this.#stmt(
-        `INSERT INTO ${this.#t('websocket_events')}
-           (event_uuid, event_type, target_type, target_id, payload, created_at, processed)
-         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ${PROCESSED.PENDING})`,
-      ).run(...insertParams(event));
-      return Number(info.lastInsertRowid);
-    });
+    return this.#call('insertPendingEvent', event);
   }
 
   fetchPending(limit: number): Promise<EventRow[]> {
-    return this.#run('fetchPending', () => {
-      const rows = this.#stmt(
-        `SELECT id, event_uuid, event_type, target_type, target_id, payload,
-                ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
-         FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
-      ).all(limit) as PendingRow[];
-      return rows.map((r) => ({
-        rowId: r.id,
-        eventUuid: r.event_uuid,
-        eventType: r.event_type,
-        targetType: r.target_type,
-        targetId: r.target_id === null ? null : Number(r.target_id),
-        payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
-        createdAt: r.created_ms,
-        readAt: r.now_ms,
-      }));
-    });
+    return this.#call('fetchPending', limit);
   }
 
   markProcessed(rowIds: readonly number[], status: number): Promise<void> {
-    return this.#run('markProcessed', () => {
-      if (rowIds.length === 0) return;
-      this.#stmt(
-        `UPDATE ${this.#t('websocket_events')} SET processed = ?, processed_at = datetime('now')
-         WHERE id IN (SELECT value FROM json_each(?))`,
-      ).run(status, JSON.stringify(rowIds));
-    });
+    return this.#call('markProcessed', rowIds, status);
   }
 
   deleteOldEvents(hours: number): Promise<number> {
-    return this.#run('deleteOldEvents', () =>
-      this.#stmt(
-        `DELETE FROM ${this.#t('websocket_events')} WHERE processed <> ${PROCESSED.PENDING} AND processed_at < datetime('now', ?)`,
-      ).run(`-${hours} hours`).changes,
-    );
+    return this.#call('deleteOldEvents', hours);
   }
 
   deleteExpiredTokens(): Promise<number> {
-    return this.#run('deleteExpiredTokens', () =>
-      this.#stmt(`DELETE FROM ${this.#t('websocket_tokens')} WHERE expires_at < datetime('now')`).run().changes,
-    );
+    return this.#call('deleteExpiredTokens');
   }
 
   acquirePollerLock(): Promise<boolean> {
-    return this.#run('acquirePollerLock', () => {
-      // Take the lease when it is absent, expired, or already ours (then it is renewed).
-      const { changes } = this.#stmt(
-        `INSERT INTO ${this.#t('tpws_lease')} (name, owner, expires_at) VALUES ('poller', ?, datetime('now', ?))
-         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-         WHERE owner = excluded.owner OR expires_at <= datetime('now')`,
-      ).run(this.#owner, secondsModifier(LEASE_SECONDS));
-      return changes === 1;
-    });
+    return this.#call('acquirePollerLock');
   }
 
   releasePollerLock(): Promise<void> {
-    return this.#run('releasePollerLock', () => {
-      this.#stmt(`DELETE FROM ${this.#t('tpws_lease')} WHERE name = 'poller' AND owner = ?`).run(this.#owner);
-    });
+    return this.#call('releasePollerLock');
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    try {
-      // Best effort: an unmigrated file has no lease table, and then no lease to give up.
-      this.#db.prepare(`DELETE FROM ${this.#t('tpws_lease')} WHERE name = 'poller' AND owner = ?`).run(this.#owner);
-    } catch {
-      /* nothing held */
-    }
+  /**
+   * Let the calls already made finish, give up the poller lease, close the
+   * file and stop the thread. Idempotent: every call returns the same promise.
+   * Calls made after it reject with `TPWS_ERR_STORE_UNAVAILABLE`.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
     this.#closed = true;
-    this.#statements.clear();
-    this.#db.close();
+    if (this.#worker === null) return;
+    // Best effort: a thread that died has no lease and no file left to close.
+    await this.#send('close', []).catch(() => undefined);
+    await this.#worker.terminate();
   }
 }
 
-interface PendingRow {
-  id: number;
-  event_uuid: string | null;
-  event_type: string;
-  target_type: string;
-  target_id: number | null;
-  payload: string;
-  created_ms: number;
-  now_ms: number;
+/**
+ * This process's Node flags for the thread (memory limits, source maps…),
+ * but not `--input-type`: Node refuses it for a worker started from a file
+ * (`node --input-type=module -e` embedding the store would lose every call).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--input-type') i++;
+    else if (!argv[i].startsWith('--input-type=')) out.push(argv[i]);
+  }
+  return out;
 }
 
-function insertParams(e: EventInsert): [string, string, string, number | null, string, number | null] {
-  return [e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e)];
-}
-
-function storeError(op: string, err: unknown): TpWsError {
-  return driverError('sqlite', op, err);
+/** The `TpWsError` a reply carried, rebuilt on this thread (driver code kept in `cause.code`). */
+function fromWire(w: WireError): TpWsError {
+  if (w.cause === undefined) return new TpWsError(w.code, w.message);
+  const cause = Object.assign(new Error(w.cause.message), { name: w.cause.name }, w.cause.code === undefined ? {} : { code: w.cause.code });
+  return new TpWsError(w.code, w.message, { cause });
 }

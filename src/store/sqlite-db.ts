@@ -1,0 +1,371 @@
+/**
+ * The embedded store's SQL: one better-sqlite3 connection and the synchronous
+ * statements behind every `Store` method. Only `sqlite-worker.ts` builds one,
+ * inside the worker thread, so none of these calls ever runs on the daemon's
+ * event loop (issue #7: a write waiting for another process's lock blocked
+ * the loop for up to `busy_timeout`).
+ *
+ * Bulk methods work on one chunk per call (`extendTokensChunk`,
+ * `markProcessedChunk`, `deleteOldEventsChunk`, …): the worker loops over the
+ * chunks and yields to its own event loop in between, so a 100k-token
+ * refresh never holds the connection (or the write lock) for long in one go.
+ */
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  createdSeconds,
+  loadMigrations,
+  migrationError,
+  sortedUniqueInts,
+  storeError,
+  toLockHolder,
+  toUser,
+  type LockRow,
+  type UserRow,
+} from './sql-support.js';
+import {
+  PROCESSED,
+  type EventInsert,
+  type EventRow,
+  type LockHolder,
+  type MigrateResult,
+  type TokenUser,
+  type UserRecord,
+} from './store.js';
+
+export interface SqliteDbOptions {
+  /** Database file; its parent directory is created when missing. `:memory:` works for one instance. */
+  path: string;
+  /** Table prefix (`store.tablePrefix`), already validated as `[A-Za-z0-9_]{0,32}`. */
+  prefix: string;
+  /** Lease owner id of the store that owns this connection. */
+  owner: string;
+}
+
+/** How long a poller lease lasts without renewal; the holder renews it on every `acquirePollerLock()`. */
+const LEASE_SECONDS = 15;
+
+// Times are stored as SQLite's 'YYYY-MM-DD HH:MM:SS' UTC text; these turn them into epoch ms.
+const NOW_SEC = `CAST(strftime('%s', 'now') AS INTEGER)`;
+const epochMs = (col: string) => `CAST(strftime('%s', ${col}) AS INTEGER) * 1000`;
+
+/** SQLite modifier for `datetime('now', ?)`: `+30 seconds`, `-5 seconds`. */
+function secondsModifier(sec: number): string {
+  return `${sec >= 0 ? '+' : ''}${Math.trunc(sec)} seconds`;
+}
+
+/**
+ * The synchronous half of `SqliteStore` (WAL journal, `busy_timeout` 5000 ms
+ * so that two processes on one file wait for each other rather than fail).
+ * Every method throws `TpWsError` (`TPWS_ERR_STORE_UNAVAILABLE`, or
+ * `TPWS_ERR_MIGRATION` from `migrate`), never a raw driver error.
+ *
+ * Statements are prepared on first use and cached, so the connection can be
+ * opened before `migrate()` created the tables.
+ */
+export class SqliteDb {
+  readonly #db: Database.Database;
+  readonly #prefix: string;
+  readonly #owner: string;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  /** Opens (and creates) the file; throws `TPWS_ERR_STORE_UNAVAILABLE`. */
+  constructor(options: SqliteDbOptions) {
+    this.#prefix = options.prefix;
+    this.#owner = options.owner;
+    try {
+      // The file holds users and live tokens: a new one is private to the
+      // daemon's user (SQLite gives its -wal and -shm files the same mode).
+      const onDisk = options.path !== ':memory:';
+      const created = onDisk && !existsSync(options.path);
+      if (onDisk) mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      this.#db = new Database(options.path);
+      if (created) chmodSync(options.path, 0o600);
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('busy_timeout = 5000');
+    } catch (err) {
+      throw storeError('sqlite', 'open', err);
+    }
+  }
+
+  /** `<prefix><name>`, quoted. */
+  #t(name: string): string {
+    return `"${this.#prefix}${name}"`;
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Run `fn` as one store operation, mapping driver errors. */
+  #run<T>(op: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw storeError('sqlite', op, err);
+    }
+  }
+
+  migrate(): MigrateResult {
+    const files = loadMigrations('sqlite', this.#prefix);
+    const table = `${this.#prefix}tpws_migrations`;
+    const done = this.#run('migrate', () => {
+      const exists = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(table);
+      if (!exists) return new Set<string>();
+      const rows = this.#db.prepare(`SELECT name FROM ${this.#t('tpws_migrations')}`).all() as { name: string }[];
+      return new Set(rows.map((r) => r.name));
+    });
+    const applied: string[] = [];
+    for (const file of files) {
+      if (done.has(file.name)) continue;
+      try {
+        // SQLite DDL is transactional: a failing file leaves nothing behind.
+        this.#db.transaction(() => {
+          this.#db.exec(file.sql);
+          this.#db.prepare(`INSERT INTO ${this.#t('tpws_migrations')} (name) VALUES (?)`).run(file.name);
+        })();
+      } catch (err) {
+        throw migrationError('sqlite', file.name, err);
+      }
+      applied.push(file.name);
+    }
+    return { applied, mode: 'full' };
+  }
+
+  ping(): void {
+    this.#run('ping', () => this.#stmt('SELECT 1').get());
+  }
+
+  findTokenUser(token: string): TokenUser | null {
+    return this.#run('findTokenUser', () => {
+      const row = this.#stmt(
+        `SELECT u.id, u.login, u.name, u.lastname, u.admin, u.disabled, ${epochMs('wt.expires_at')} AS expires_ms
+         FROM ${this.#t('websocket_tokens')} wt JOIN ${this.#t('users')} u ON wt.user_id = u.id
+         WHERE wt.token = ? AND wt.expires_at > datetime('now') AND u.disabled = 0 LIMIT 1`,
+      ).get(token) as (UserRow & { expires_ms: number }) | undefined;
+      return row ? { user: toUser(row), expiresAt: row.expires_ms } : null;
+    });
+  }
+
+  findUser(userId: number): UserRecord | null {
+    return this.#run('findUser', () => {
+      const row = this.#stmt(
+        `SELECT id, login, name, lastname, admin, disabled FROM ${this.#t('users')} WHERE id = ? AND disabled = 0`,
+      ).get(userId) as UserRow | undefined;
+      return row ? toUser(row) : null;
+    });
+  }
+
+  accessibleFolders(userId: number): number[] {
+    return this.#run('accessibleFolders', () => {
+      // Reference §2.4 steps 2-4: direct grants ∪ every folder of the user's roles, no `type` filter.
+      const rows = this.#stmt(
+        `SELECT group_id AS f FROM ${this.#t('users_groups')} WHERE user_id = ?
+         UNION
+         SELECT rv.folder_id FROM ${this.#t('roles_values')} rv
+           JOIN ${this.#t('users_roles')} ur ON rv.role_id = ur.role_id WHERE ur.user_id = ?`,
+      ).all(userId, userId) as { f: number | string }[];
+      return sortedUniqueInts(rows.map((r) => r.f));
+    });
+  }
+
+  insertToken(userId: number, token: string, ttlSec: number): void {
+    this.#run('insertToken', () => {
+      this.#stmt(
+        `INSERT INTO ${this.#t('websocket_tokens')} (user_id, token, expires_at, used) VALUES (?, ?, datetime('now', ?), 0)`,
+      ).run(userId, token, secondsModifier(ttlSec));
+    });
+  }
+
+  /** One chunk of `Store.extendTokens`. */
+  extendTokensChunk(tokens: readonly string[], ttlSec: number): void {
+    this.#run('extendTokens', () => {
+      if (tokens.length === 0) return;
+      // json_each keeps one cached statement for any number of tokens; max() never shortens a token.
+      this.#stmt(
+        `UPDATE ${this.#t('websocket_tokens')} SET expires_at = max(expires_at, datetime('now', ?))
+         WHERE token IN (SELECT value FROM json_each(?))`,
+      ).run(secondsModifier(ttlSec), JSON.stringify(tokens));
+    });
+  }
+
+  getMisc(key: string): string | null {
+    return this.#run('getMisc', () => {
+      const row = this.#stmt(
+        `SELECT valeur FROM ${this.#t('misc')} WHERE intitule = ? ORDER BY increment_id LIMIT 1`,
+      ).get(key) as { valeur: string | null } | undefined;
+      return row ? row.valeur : null;
+    });
+  }
+
+  lockedItems(folderId: number, exceptUserId: number, timeoutSec: number): LockHolder[] {
+    return this.#run('lockedItems', () =>
+      (this.#stmt(
+        `SELECT ie.item_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
+         FROM ${this.#t('items_edition')} ie
+           JOIN ${this.#t('items')} i ON ie.item_id = i.id
+           JOIN ${this.#t('users')} u ON ie.user_id = u.id
+         WHERE i.id_tree = ? AND ie.timestamp >= ${NOW_SEC} - ? AND ie.user_id <> ?
+         ORDER BY ie.item_id`,
+      ).all(String(folderId), timeoutSec, exceptUserId) as LockRow[]).map(toLockHolder),
+    );
+  }
+
+  lockedKbs(exceptUserId: number, timeoutSec: number): LockHolder[] {
+    return this.#run('lockedKbs', () =>
+      (this.#stmt(
+        `SELECT ke.kb_id AS id, u.login AS user_login, u.name AS user_name, u.lastname AS user_lastname
+         FROM ${this.#t('kb_edition')} ke
+           JOIN ${this.#t('kb')} k ON ke.kb_id = k.id
+           JOIN ${this.#t('users')} u ON ke.user_id = u.id
+         WHERE k.deleted_at IS NULL AND ke.timestamp >= ${NOW_SEC} - ? AND ke.user_id <> ?
+         ORDER BY ke.kb_id`,
+      ).all(timeoutSec, exceptUserId) as LockRow[]).map(toLockHolder),
+    );
+  }
+
+  /**
+   * All rows in one transaction. Not chunked: the journal already caps a
+   * write at `journal.batchSize` rows, and one transaction per batch is what
+   * makes its ack mean "in the table".
+   */
+  journalEvents(events: readonly EventInsert[]): void {
+    this.#run('journalEvents', () => {
+      if (events.length === 0) return;
+      // A row already holding this event_uuid is not duplicated. If it still waits in
+      // the inbox (processed = 0, e.g. the emitter's fallback insert), the socket already
+      // delivered it: mark it delivered. Rejected/expired rows keep their status.
+      const stmt = this.#stmt(
+        `INSERT INTO ${this.#t('websocket_events')}
+           (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
+         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, datetime('now'))
+         ON CONFLICT (event_uuid) DO UPDATE SET processed = ${PROCESSED.DELIVERED}, processed_at = datetime('now')
+         WHERE processed = ${PROCESSED.PENDING}`,
+      );
+      this.#db.transaction(() => {
+        for (const e of events) stmt.run(...insertParams(e));
+      })();
+    });
+  }
+
+  insertPendingEvent(event: EventInsert): number {
+    return this.#run('insertPendingEvent', () => {
+      const info = this.#stmt(
+        `INSERT INTO ${this.#t('websocket_events')}
+           (event_uuid, event_type, target_type, target_id, payload, created_at, processed)
+         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ${PROCESSED.PENDING})`,
+      ).run(...insertParams(event));
+      return Number(info.lastInsertRowid);
+    });
+  }
+
+  fetchPending(limit: number): EventRow[] {
+    return this.#run('fetchPending', () => {
+      const rows = this.#stmt(
+        `SELECT id, event_uuid, event_type, target_type, target_id, payload,
+                ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
+         FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
+      ).all(limit) as PendingRow[];
+      return rows.map((r) => ({
+        rowId: r.id,
+        eventUuid: r.event_uuid,
+        eventType: r.event_type,
+        targetType: r.target_type,
+        targetId: r.target_id === null ? null : Number(r.target_id),
+        payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
+        createdAt: r.created_ms,
+        readAt: r.now_ms,
+      }));
+    });
+  }
+
+  /** One chunk of `Store.markProcessed`. */
+  markProcessedChunk(rowIds: readonly number[], status: number): void {
+    this.#run('markProcessed', () => {
+      if (rowIds.length === 0) return;
+      this.#stmt(
+        `UPDATE ${this.#t('websocket_events')} SET processed = ?, processed_at = datetime('now')
+         WHERE id IN (SELECT value FROM json_each(?))`,
+      ).run(status, JSON.stringify(rowIds));
+    });
+  }
+
+  /** The database's `datetime('now', '-N hours')`: the retention cutoff, taken once for all chunks. */
+  retentionCutoff(hours: number): string {
+    return this.#run('deleteOldEvents', () =>
+      (this.#stmt(`SELECT datetime('now', ?) AS t`).get(`-${hours} hours`) as { t: string }).t,
+    );
+  }
+
+  /** One chunk of `Store.deleteOldEvents`: at most `limit` processed rows older than `cutoff`; returns the count. */
+  deleteOldEventsChunk(cutoff: string, limit: number): number {
+    return this.#run('deleteOldEvents', () => {
+      const t = this.#t('websocket_events');
+      return this.#stmt(
+        `DELETE FROM ${t} WHERE id IN
+           (SELECT id FROM ${t} WHERE processed <> ${PROCESSED.PENDING} AND processed_at < ? LIMIT ?)`,
+      ).run(cutoff, limit).changes;
+    });
+  }
+
+  /** One chunk of `Store.deleteExpiredTokens`: at most `limit` expired tokens; returns the count. */
+  deleteExpiredTokensChunk(limit: number): number {
+    return this.#run('deleteExpiredTokens', () => {
+      const t = this.#t('websocket_tokens');
+      return this.#stmt(
+        `DELETE FROM ${t} WHERE id IN (SELECT id FROM ${t} WHERE expires_at < datetime('now') LIMIT ?)`,
+      ).run(limit).changes;
+    });
+  }
+
+  acquirePollerLock(): boolean {
+    return this.#run('acquirePollerLock', () => {
+      // Take the lease when it is absent, expired, or already ours (then it is renewed).
+      const { changes } = this.#stmt(
+        `INSERT INTO ${this.#t('tpws_lease')} (name, owner, expires_at) VALUES ('poller', ?, datetime('now', ?))
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE owner = excluded.owner OR expires_at <= datetime('now')`,
+      ).run(this.#owner, secondsModifier(LEASE_SECONDS));
+      return changes === 1;
+    });
+  }
+
+  releasePollerLock(): void {
+    this.#run('releasePollerLock', () => {
+      this.#stmt(`DELETE FROM ${this.#t('tpws_lease')} WHERE name = 'poller' AND owner = ?`).run(this.#owner);
+    });
+  }
+
+  /** Give up the lease (best effort) and close the connection. */
+  close(): void {
+    try {
+      // An unmigrated file has no lease table, and then no lease to give up.
+      this.#db.prepare(`DELETE FROM ${this.#t('tpws_lease')} WHERE name = 'poller' AND owner = ?`).run(this.#owner);
+    } catch {
+      /* nothing held */
+    }
+    this.#statements.clear();
+    this.#db.close();
+  }
+}
+
+interface PendingRow {
+  id: number;
+  event_uuid: string | null;
+  event_type: string;
+  target_type: string;
+  target_id: number | null;
+  payload: string;
+  created_ms: number;
+  now_ms: number;
+}
+
+function insertParams(e: EventInsert): [string, string, string, number | null, string, number | null] {
+  return [e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e)];
+}

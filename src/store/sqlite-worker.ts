@@ -1,0 +1,168 @@
+/**
+ * The worker thread behind `SqliteStore`: it owns the better-sqlite3
+ * connection (`SqliteDb`) and answers one reply per request, so the daemon's
+ * event loop never waits on SQLite (issue #7: a write waiting for another
+ * process's write lock used to block it for up to `busy_timeout`, 5 s).
+ *
+ * Wire protocol (structured clone, one `postMessage` each way):
+ *   request  `{ id, op, args }`
+ *   reply    `{ id, ok: true, value }` or `{ id, ok: false, error: WireError }`
+ * Errors cross as plain data (`WireError`) and the store rebuilds the
+ * `TpWsError`, keeping its code, message and the driver error's code in
+ * `cause` (tp-ws-emit branches on `SQLITE_CONSTRAINT_UNIQUE`).
+ *
+ * A request that cannot be handled as data (not an object) is a bug in the
+ * store, not a database failure: it throws and kills the thread, and the store
+ * turns that into `TPWS_ERR_STORE_UNAVAILABLE` for every pending and later call.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { TpWsError, type TpWsErrorCode } from '../errors.js';
+import { SqliteDb, type SqliteDbOptions } from './sqlite-db.js';
+import { storeError } from './sql-support.js';
+import type { EventInsert } from './store.js';
+
+/** `workerData` of the thread. */
+export type SqliteWorkerInit = SqliteDbOptions;
+
+/**
+ * Rows or tokens per statement in bulk calls. A 1,000-token UPDATE takes a few
+ * ms; between chunks the worker yields to its loop, so requests that arrived
+ * meanwhile (an auth lookup, a journal write) run before the next chunk.
+ */
+export const CHUNK = 1000;
+
+/** A `TpWsError` as data, for the trip back to the store's thread. */
+export interface WireError {
+  code: TpWsErrorCode;
+  message: string;
+  /** The driver error (name, message, code such as `SQLITE_BUSY`), when there was one. */
+  cause?: { name: string; message: string; code?: string };
+}
+
+export interface SqliteRequest {
+  id: number;
+  op: SqliteOp;
+  args: unknown[];
+}
+
+export type SqliteReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
+
+/** Every operation the thread answers: the `Store` methods (bulk ones chunked) and `close`. */
+function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
+  return {
+    migrate: () => db.migrate(),
+    ping: () => db.ping(),
+    findTokenUser: (token: string) => db.findTokenUser(token),
+    findUser: (userId: number) => db.findUser(userId),
+    accessibleFolders: (userId: number) => db.accessibleFolders(userId),
+    insertToken: (userId: number, token: string, ttlSec: number) => db.insertToken(userId, token, ttlSec),
+    extendTokens: (tokens: readonly string[], ttlSec: number) => inChunks(tokens, (c) => db.extendTokensChunk(c, ttlSec)),
+    getMisc: (key: string) => db.getMisc(key),
+    lockedItems: (folderId: number, exceptUserId: number, timeoutSec: number) => db.lockedItems(folderId, exceptUserId, timeoutSec),
+    lockedKbs: (exceptUserId: number, timeoutSec: number) => db.lockedKbs(exceptUserId, timeoutSec),
+    journalEvents: (events: readonly EventInsert[]) => db.journalEvents(events),
+    insertPendingEvent: (event: EventInsert) => db.insertPendingEvent(event),
+    fetchPending: (limit: number) => db.fetchPending(limit),
+    markProcessed: (rowIds: readonly number[], status: number) => inChunks(rowIds, (c) => db.markProcessedChunk(c, status)),
+    deleteOldEvents: (hours: number) => {
+      const cutoff = db.retentionCutoff(hours);
+      return deleteInChunks(() => db.deleteOldEventsChunk(cutoff, CHUNK));
+    },
+    deleteExpiredTokens: () => deleteInChunks(() => db.deleteExpiredTokensChunk(CHUNK)),
+    acquirePollerLock: () => db.acquirePollerLock(),
+    releasePollerLock: () => db.releasePollerLock(),
+    /** Let chunked calls asked for before `close` finish, then give up the lease and close the file. */
+    close: async () => {
+      await Promise.allSettled([...running]);
+      db.close();
+    },
+  };
+}
+
+type Operations = ReturnType<typeof operations>;
+export type SqliteOp = keyof Operations;
+export type SqliteOpArgs<K extends SqliteOp> = Parameters<Operations[K]>;
+export type SqliteOpResult<K extends SqliteOp> = Awaited<ReturnType<Operations[K]>>;
+
+/** `step` on each `CHUNK`-sized slice, yielding to this thread's loop between slices. */
+async function inChunks<T>(items: readonly T[], step: (chunk: readonly T[]) => void): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    if (i > 0) await nextTurn();
+    step(items.slice(i, i + CHUNK));
+  }
+}
+
+/** Repeat a `LIMIT CHUNK` delete until it removes fewer than `CHUNK` rows; the total count. */
+async function deleteInChunks(step: () => number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = step();
+    total += n;
+    if (n < CHUNK) return total;
+    await nextTurn();
+  }
+}
+
+function toWire(op: string, err: unknown): WireError {
+  const e = err instanceof TpWsError ? err : storeError('sqlite', op, err);
+  const wire: WireError = { code: e.code, message: e.message };
+  if (e.cause instanceof Error) {
+    const code = (e.cause as { code?: unknown }).code;
+    wire.cause = { name: e.cause.name, message: e.cause.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return wire;
+}
+
+function main(): void {
+  const port = parentPort!;
+  const init = workerData as SqliteWorkerInit;
+  const running = new Set<Promise<unknown>>();
+  // An open failure (bad path, unreadable file) is not a crash: every call
+  // answers with it, as the old synchronous constructor threw it.
+  let ops: Operations | null = null;
+  let openError: WireError | null = null;
+  try {
+    ops = operations(new SqliteDb(init), running);
+  } catch (err) {
+    openError = toWire('open', err);
+  }
+
+  const reply = (id: number, op: string, outcome: { value: unknown } | { err: unknown }): void => {
+    const msg: SqliteReply = 'err' in outcome ? { id, ok: false, error: toWire(op, outcome.err) } : { id, ok: true, value: outcome.value };
+    port.postMessage(msg);
+  };
+
+  port.on('message', (req: SqliteRequest) => {
+    const { id, op, args } = req;
+    if (ops === null) {
+      if (op === 'close') reply(id, op, { value: undefined });
+      else port.postMessage({ id, ok: false, error: openError! } satisfies SqliteReply);
+      return;
+    }
+    const fn = Object.hasOwn(ops, op) ? (ops[op] as (...a: unknown[]) => unknown) : null;
+    if (fn === null) {
+      reply(id, String(op), { err: new TpWsError('TPWS_ERR_INTERNAL', `sqlite store: unknown operation ${JSON.stringify(op)}`) });
+      return;
+    }
+    let value: unknown;
+    try {
+      value = fn(...args);
+    } catch (err) {
+      reply(id, op, { err });
+      return;
+    }
+    if (!(value instanceof Promise)) {
+      reply(id, op, { value });
+      return;
+    }
+    running.add(value);
+    value.then(
+      (v: unknown) => reply(id, op, { value: v }),
+      (err: unknown) => reply(id, op, { err }),
+    ).finally(() => running.delete(value));
+  });
+}
+
+// Imported for its types by `sqlite-store.ts`, run only as a worker thread.
+if (!isMainThread && parentPort !== null) main();
