@@ -15,7 +15,7 @@ import { Intake } from './pipeline/intake.js';
 import { Journal } from './pipeline/journal.js';
 import { UnixSocketIngest } from './ingest/unix-socket.js';
 import { TablePoller } from './ingest/table-poller.js';
-import { openStore } from './store/open-store.js';
+import { openConfiguredStore } from './store/open-store.js';
 import type { MigrateResult, Store } from './store/store.js';
 import { uuidv7 } from './uuid.js';
 
@@ -64,7 +64,7 @@ export class Daemon {
 
   private constructor(readonly config: Readonly<Config>, opts: DaemonOptions) {
     this.log = opts.logger ?? createLogger(config.log.level);
-    this.store = openStore(config.store.url, config.store.tablePrefix);
+    this.store = openConfiguredStore(config);
     this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7());
     this.journal = new Journal(this.store, this.log.child({ component: 'journal' }), {
       batchSize: config.journal.batchSize, flushMs: config.journal.flushMs, maxQueue: config.journal.maxQueue, maxBackoffMs: config.poller.maxBackoffMs,

@@ -12,7 +12,7 @@
 import { Option, type Command } from 'commander';
 
 import { renderConfigurationMarkdown } from '../config/docs.js';
-import { configToPrintable, findUnknownEnv, loadConfig, loadDefaults } from '../config/load.js';
+import { configToPrintable, findUnknownEnv, loadConfig, loadDefaults, toConfigFile } from '../config/load.js';
 import { SCHEMA, type Config, type KeySpec } from '../config/schema.js';
 import { TpWsError, isTpWsError } from '../errors.js';
 
@@ -147,10 +147,10 @@ export function registerConfigCommands(program: Command, io: ConfigCommandIo = {
 
   const print = program
     .command('print-config')
-    .description('Print the resulting configuration; secrets are redacted unless --show-secrets');
+    .description('Print the resulting configuration, in a form --config (or an environment file) loads back; secrets are left out unless --show-secrets');
   addConfigOptions(print)
     .option('--defaults', 'print the defaults only, ignoring the config file, TPWS_* environment and flags')
-    .addOption(new Option('--json', 'print a flat JSON object of dotted keys (the default)').conflicts(['env', 'markdown']))
+    .addOption(new Option('--json', 'print a JSON config file, as --config reads it (the default)').conflicts(['env', 'markdown']))
     .addOption(new Option('--env', 'print TPWS_*=value lines, usable as a systemd EnvironmentFile').conflicts(['markdown']))
     .addOption(new Option('--markdown', 'print the configuration reference (docs/configuration.md)'))
     .option('--show-secrets', 'print secret values in clear')
@@ -170,12 +170,16 @@ export function registerConfigCommands(program: Command, io: ConfigCommandIo = {
         fail(err);
         return;
       }
-      const flat = configToPrintable(cfg, { showSecrets: opts.showSecrets === true });
+      const { values, withheld } = configToPrintable(cfg, { showSecrets: opts.showSecrets === true });
       if (opts.env === true) {
-        const lines = SCHEMA.map((spec) => envLine(spec.env, flat[spec.key]));
+        const lines = SCHEMA.map((spec) => (values.has(spec.key) ? envLine(spec.env, values.get(spec.key)) : `# ${spec.env}=  (secret, left out)`));
         out(`${lines.join('\n')}\n`);
       } else {
-        out(`${JSON.stringify(flat, null, 2)}\n`);
+        out(`${JSON.stringify(toConfigFile(values), null, 2)}\n`);
+      }
+      if (withheld.length > 0) {
+        const names = withheld.map((k) => (k === 'store.url' ? 'the password of store.url' : k));
+        (io.stderr ?? process.stderr).write(`print-config: left out ${names.join(', ')}: give ${withheld.length > 1 ? 'them' : 'it'} to the daemon through its environment (see docs/configuration.md), or print ${withheld.length > 1 ? 'them' : 'it'} with --show-secrets\n`);
       }
     });
 }

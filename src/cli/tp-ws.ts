@@ -22,7 +22,8 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (opts) => runServe(loadConfigFromCommand(opts)));
 
   addConfigOptions(program.command('migrate').description('create or upgrade the schema of the store (idempotent)'))
-    .action(async (opts) => runMigrate(loadConfigFromCommand(opts)));
+    .option('--force', 'MySQL: create the tables even when the database holds TeamPass tables under another --table-prefix')
+    .action(async (opts) => runMigrate(loadConfigFromCommand(opts), opts));
 
   addTokenOptions(addConfigOptions(program.command('token').description('print a JWT for a user, signed with the configured (or development) HS256 secret')))
     .action(async (opts) => runToken(loadConfigFromCommand(opts), opts));

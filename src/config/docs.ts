@@ -83,8 +83,8 @@ function formatRule(spec: KeySpec): string {
   if (spec.secret) {
     parts.push(
       spec.key === 'store.url'
-        ? 'Secret: never shown in errors; `print-config` masks the password as `***`.'
-        : 'Secret: never shown in errors; `print-config` shows `<redacted>`.',
+        ? 'Secret: never shown in errors; `print-config` prints it without its password.'
+        : 'Secret: never shown in errors; `print-config` leaves it out.',
     );
   }
   return parts.join(' ');
@@ -154,7 +154,7 @@ export function renderConfigurationMarkdown(): string {
     '```',
     '',
     'Keep a file that holds a MySQL password or a JWT secret readable by the',
-    'daemon\'s user only, or use `auth.jwt.secretFile`.',
+    'daemon\'s user only, or use `store.passwordFile` and `auth.jwt.secretFile`.',
     '',
     '## Value formats',
     '',
@@ -173,6 +173,8 @@ export function renderConfigurationMarkdown(): string {
     '- `limits.maxFrameBytes` must be ≥ `limits.maxMessageBytes`.',
     '- `heartbeat.pongTimeoutSec` must be ≥ `heartbeat.pingIntervalSec`.',
     '- Set at most one of `auth.jwt.secret` and `auth.jwt.secretFile`.',
+    '- Set at most one of `store.password` and `store.passwordFile`, only with a',
+    '  `mysql://` `store.url`, and only when the URL holds no password.',
     '',
     '## Errors',
     '',
@@ -197,11 +199,14 @@ export function renderConfigurationMarkdown(): string {
     '  would, prints `configuration OK` and exits 0, or prints the error and exits 2.',
     '  With `--strict` it also fails on `TPWS_*` environment variables that no key reads.',
     '- `tp-ws print-config [--config FILE] [flags]` prints the resulting configuration:',
-    '  `--json` (the default) as a flat JSON object of dotted keys, `--env` as',
-    '  `TPWS_*=value` lines, `--markdown` as this document. `--defaults` ignores the',
-    '  file, the `TPWS_*` environment and the flags (computed defaults still follow',
-    '  `STATE_DIRECTORY`, `XDG_STATE_HOME`, `RUNTIME_DIRECTORY` and `HOME`).',
-    '  Secrets are shown only with `--show-secrets`.',
+    '  `--json` (the default) as a config file that `--config` loads back unchanged,',
+    '  `--env` as `TPWS_*=value` lines (an environment file), `--markdown` as this',
+    '  document. `--defaults` ignores the file, the `TPWS_*` environment and the flags',
+    '  (computed defaults still follow `STATE_DIRECTORY`, `XDG_STATE_HOME`,',
+    '  `RUNTIME_DIRECTORY` and `HOME`). Secrets are printed only with',
+    '  `--show-secrets`; otherwise they are left out (the password of `store.url`',
+    '  too) and stderr names them, so the output loads back once they come from',
+    '  the environment (`TPWS_JWT_SECRET`, `TPWS_STORE_PASSWORD`, …).',
     '',
     '## Keys',
   );

@@ -14,7 +14,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { TpWsError } from '../errors.js';
-import { redactStoreUrl } from '../store/store-url.js';
+import { parseStoreUrl, withoutStorePassword } from '../store/store-url.js';
 import { SCHEMA, type Config, type KeySpec } from './schema.js';
 
 /** Where configuration values come from; every field is optional. */
@@ -415,6 +415,25 @@ function checkCrossKeys(resolved: ReadonlyMap<string, Resolved>): void {
     );
   }
 
+  const password = get('store.password');
+  const passwordFile = get('store.passwordFile');
+  if (password.value !== null && passwordFile.value !== null) {
+    throw new TpWsError(
+      'TPWS_ERR_CONFIG_INVALID',
+      `in store.password (from ${from('store.password')}) and store.passwordFile (from ${from('store.passwordFile')}): set only one of them`,
+    );
+  }
+  if (password.value !== null || passwordFile.value !== null) {
+    const key = password.value !== null ? 'store.password' : 'store.passwordFile';
+    const store = parseStoreUrl(get('store.url').value as string);
+    if (store.kind !== 'mysql') {
+      throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${key} (from ${from(key)}): only a mysql:// store.url takes a password`);
+    }
+    if (store.hasPassword) {
+      throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${key} (from ${from(key)}) and store.url (from ${from('store.url')}): the password is given twice; keep one`);
+    }
+  }
+
   const secret = get('auth.jwt.secret');
   const secretFile = get('auth.jwt.secretFile');
   if (secret.value !== null && secretFile.value !== null) {
@@ -440,25 +459,45 @@ export function findUnknownEnv(env: NodeJS.ProcessEnv): string[] {
     .map((name) => name + suggest(name, known));
 }
 
+/** The configuration as `print-config` shows it. */
+export interface PrintableConfig {
+  /** Dotted key → value, in schema order; withheld secrets are absent. */
+  values: Map<string, unknown>;
+  /** Keys left out because they are secret (and `store.url` when only its password was taken out). */
+  withheld: string[];
+}
+
 /**
- * The configuration as a flat dotted map in schema order, for
- * `tp-ws print-config`. Secret values that are set become `<redacted>`,
- * except `store.url`, which stays readable with only the password of a
- * `mysql://` URL replaced by `***`.
+ * The configuration for `tp-ws print-config`, in schema order. Without
+ * `showSecrets`, secret values that are set are withheld (absent, not
+ * masked: printed output loads back as a config file or an environment
+ * file, and a mask would load as a wrong value), except `store.url`, which
+ * is kept with only the password of a `mysql://` URL taken out.
  *
  * @param cfg - a loaded configuration
  * @param opts.showSecrets - print secrets in clear (default false)
  */
-export function configToPrintable(cfg: Config, opts: { showSecrets?: boolean } = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+export function configToPrintable(cfg: Config, opts: { showSecrets?: boolean } = {}): PrintableConfig {
+  const values = new Map<string, unknown>();
+  const withheld: string[] = [];
   for (const spec of SCHEMA) {
     let value: unknown = cfg;
     for (const part of spec.key.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
     if (value === undefined) value = null;
     if (spec.secret && !opts.showSecrets && value !== null && value !== '') {
-      value = spec.key === 'store.url' ? redactStoreUrl(String(value)) : REDACTED;
+      const stripped = spec.key === 'store.url' ? withoutStorePassword(String(value)) : null;
+      if (spec.key !== 'store.url' || stripped !== null) withheld.push(spec.key);
+      if (spec.key !== 'store.url') continue;
+      if (stripped !== null) value = stripped;
     }
-    out[spec.key] = Array.isArray(value) ? [...value] : value;
+    values.set(spec.key, Array.isArray(value) ? [...value] : value);
   }
+  return { values, withheld };
+}
+
+/** Nested object of dotted `values`, the shape of a `--config` file. */
+export function toConfigFile(values: ReadonlyMap<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of values) setPath(out, key, value);
   return out;
 }

@@ -10,6 +10,8 @@
 
 import { isIP } from 'node:net';
 
+import { parseStoreUrl } from '../store/store-url.js';
+
 export type KeyType = 'string' | 'int' | 'bool' | 'list' | 'enum' | 'mode';
 
 export interface KeySpec {
@@ -45,7 +47,7 @@ export interface Config {
     maxConnections: number;
   };
   admin: { host: string; port: number };
-  store: { url: string; tablePrefix: string };
+  store: { url: string; password: string | null; passwordFile: string | null; tablePrefix: string };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   auth: {
     methods: string[];
@@ -128,8 +130,24 @@ export const SCHEMA: readonly KeySpec[] = [
   {
     key: 'store.url', env: 'TPWS_STORE', flag: 'store', type: 'string', default: null,
     defaultDoc: '`sqlite:<stateDir>/tp-ws.db`',
-    check: (v) => (/^(sqlite:.+|mysql:\/\/.+)$/.test(String(v)) ? null : 'must be sqlite:PATH or mysql://user:pass@host:port/db'),
-    doc: 'Where the TeamPass-shaped tables live: `sqlite:PATH` (embedded) or `mysql://user:pass@host:port/db`.', secret: true,
+    check: (v) => {
+      // The rules of the store that opens it (src/store/store-url.ts), so check-config and migrate agree.
+      try {
+        parseStoreUrl(String(v));
+        return null;
+      } catch (err) {
+        return (err as Error).message.replace(/^store URL /, '');
+      }
+    },
+    doc: 'Where the TeamPass-shaped tables live: `sqlite:PATH` (embedded) or `mysql://user:pass@host:port/db` (`?socket=PATH` for a Unix socket). A password with `@ / : # % ?` must be percent-encoded here; `store.password` takes it as is.', secret: true,
+  },
+  {
+    key: 'store.password', env: 'TPWS_STORE_PASSWORD', type: 'string', default: null, secret: true,
+    doc: 'MySQL password, when `store.url` holds none: any characters, no encoding. Not a flag (command lines are visible to every user); prefer `store.passwordFile`.',
+  },
+  {
+    key: 'store.passwordFile', env: 'TPWS_STORE_PASSWORD_FILE', flag: 'store-password-file', type: 'string', default: null,
+    doc: 'File whose first line is the MySQL password (e.g. `$CREDENTIALS_DIRECTORY/db-password` under systemd), when `store.url` holds none.',
   },
   {
     key: 'store.tablePrefix', env: 'TPWS_TABLE_PREFIX', flag: 'table-prefix', type: 'string', default: 'teampass_',

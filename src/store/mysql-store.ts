@@ -15,6 +15,7 @@ import {
   type RowDataPacket,
 } from 'mysql2/promise';
 import { TpWsError } from '../errors.js';
+import { parseMysqlUrl, type MysqlTarget } from './store-url.js';
 import {
   createdSeconds,
   loadMigrations,
@@ -32,6 +33,7 @@ import {
   type EventInsert,
   type EventRow,
   type LockHolder,
+  type MigrateOptions,
   type MigrateResult,
   type Store,
   type TokenUser,
@@ -40,60 +42,6 @@ import {
 
 /** Longest a single query may take before it fails (and its connection is dropped). */
 const QUERY_TIMEOUT_MS = 10_000;
-
-/** Where to connect, from a `mysql://` URL. */
-export interface MysqlTarget {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  /** Empty only when parsed with `requireDatabase: false`. */
-  database: string;
-  /** From `?socket=/run/mysqld/mysqld.sock`: connect through a Unix socket instead of TCP. */
-  socketPath?: string;
-}
-
-function urlError(rule: string): TpWsError {
-  // Never echo the URL: it carries the password.
-  return new TpWsError('TPWS_ERR_STORE_URL', `store URL ${rule} (expected mysql://user:pass@host:port/db)`);
-}
-
-/**
- * Parse `mysql://user:pass@host:port/db[?socket=PATH]`. User, password and
- * database are percent-decoded; the port defaults to 3306. Throws
- * `TPWS_ERR_STORE_URL` with a message that never contains the password.
- */
-export function parseMysqlUrl(url: string, options: { requireDatabase?: boolean } = {}): MysqlTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw urlError('is not a valid URL');
-  }
-  if (u.protocol !== 'mysql:') throw urlError('must start with mysql://');
-  let database: string;
-  let user: string;
-  let password: string;
-  try {
-    database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-    user = decodeURIComponent(u.username);
-    password = decodeURIComponent(u.password);
-  } catch {
-    throw urlError('has a malformed %-escape');
-  }
-  if (database.includes('/')) throw urlError('must name a single database');
-  if (!database && options.requireDatabase !== false) throw urlError('must name a database');
-  if (!user) throw urlError('must name a user');
-  let socketPath: string | undefined;
-  for (const [key, value] of u.searchParams) {
-    if (key === 'socket' && value) socketPath = value;
-    else throw urlError(`has an unsupported parameter "${key}" (supported: socket)`);
-  }
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (!host && !socketPath) throw urlError('must name a host');
-  const port = u.port ? Number(u.port) : 3306;
-  return { host: host || 'localhost', port, user, password, database, ...(socketPath ? { socketPath } : {}) };
-}
 
 /** mysql2 options shared by the pool, the lock connection and the test helpers. */
 export function mysqlConnectionOptions(target: MysqlTarget): ConnectionOptions {
@@ -116,6 +64,8 @@ export function mysqlConnectionOptions(target: MysqlTarget): ConnectionOptions {
 export interface MysqlStoreOptions {
   /** `mysql://user:pass@host:port/db[?socket=PATH]` */
   url: string;
+  /** The password, when the URL holds none (`store.password`, `store.passwordFile`); any characters. */
+  password?: string | null;
   /** Table prefix (TeamPass `DB_PREFIX`), already validated as `[A-Za-z0-9_]{0,32}`. */
   prefix: string;
 }
@@ -151,7 +101,8 @@ export class MysqlStore implements Store {
 
   constructor(options: MysqlStoreOptions) {
     this.prefix = options.prefix;
-    this.#target = parseMysqlUrl(options.url);
+    const target = parseMysqlUrl(options.url);
+    this.#target = options.password == null ? target : { ...target, password: options.password };
     this.#pool = createPool({ ...mysqlConnectionOptions(this.#target), connectionLimit: 4, maxIdle: 4, queueLimit: 0 });
     // TIMESTAMP columns and FROM_UNIXTIME are read and written in the session time zone: pin it to UTC.
     // The listener receives mysql2's callback connection, whatever the promise typings say.
@@ -164,6 +115,12 @@ export class MysqlStore implements Store {
     // GET_LOCK names are limited to 64 characters on MySQL; hash long ones.
     const name = `tpws_poller_${this.#target.database}_${this.prefix}`;
     this.#lockName = name.length <= 64 ? name : `tpws_poller_${createHash('sha1').update(name).digest('hex')}`;
+  }
+
+  /** A driver failure, naming `user@host:port/db` (never the password). */
+  #fail(op: string, err: unknown): TpWsError {
+    const t = this.#target;
+    return driverError('mysql', op, scrub(err), `${t.user}@${t.socketPath ?? `${t.host}:${t.port}`}/${t.database}`);
   }
 
   /** `<prefix><name>` in backticks. */
@@ -179,17 +136,17 @@ export class MysqlStore implements Store {
       const [rows] = await via.query({ sql, values: params, timeout: op === 'migrate' ? undefined : QUERY_TIMEOUT_MS });
       return rows as T;
     } catch (err) {
-      throw storeError(op, err);
+      throw this.#fail(op, err);
     }
   }
 
-  async migrate(): Promise<MigrateResult> {
+  async migrate(options: MigrateOptions = {}): Promise<MigrateResult> {
     const files = loadMigrations('mysql', this.prefix);
     let conn: PoolConnection;
     try {
       conn = await this.#pool.getConnection();
     } catch (err) {
-      throw storeError('migrate', err);
+      throw this.#fail('migrate', err);
     }
     try {
       const done = new Set<string>();
@@ -200,6 +157,7 @@ export class MysqlStore implements Store {
       // An empty database gets the full schema; a TeamPass one only our additions. Once the
       // full schema went in, `users` exists but the database stays a `full` one.
       const full = [...done].some((n) => n.includes(FULL_ONLY)) || !(await this.#tableExists(conn, 'users'));
+      if (full && done.size === 0 && options.force !== true) await this.#refuseBesideOtherPrefix(conn);
       const applied: string[] = [];
       for (const file of files) {
         if (done.has(file.name) || (file.name.includes(FULL_ONLY) && !full)) continue;
@@ -219,6 +177,31 @@ export class MysqlStore implements Store {
     } finally {
       conn.release();
     }
+  }
+
+  /**
+   * A database that holds TeamPass tables (`users` and `misc`) under another
+   * prefix, and none under ours, almost always means a wrong
+   * `store.tablePrefix`: a full schema here would be a second, empty set of
+   * tables beside TeamPass's, and the daemon would deliver nothing. Refuse,
+   * naming the prefix found.
+   */
+  async #refuseBesideOtherPrefix(conn: Queryable): Promise<void> {
+    const rows = await this.#q<{ name: string }[]>(
+      'migrate',
+      `SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND (TABLE_NAME LIKE '%users' OR TABLE_NAME LIKE '%misc')`,
+      [],
+      conn,
+    );
+    const names = new Set(rows.map((r) => r.name));
+    const prefixes = [...names].filter((n) => n.endsWith('users')).map((n) => n.slice(0, -'users'.length)).filter((p) => names.has(`${p}misc`) && p !== this.prefix);
+    if (prefixes.length === 0) return;
+    const found = prefixes.map((p) => `"${p}"`).join(', ');
+    throw new TpWsError(
+      'TPWS_ERR_MIGRATION',
+      `refusing to create tables with prefix "${this.prefix}": this database holds TeamPass tables with prefix ${found} (${prefixes[0]}users, ${prefixes[0]}misc) and none with "${this.prefix}". ` +
+        `Give --table-prefix ${prefixes[0]} (TeamPass's DB_PREFIX in settings.php), or run tp-ws migrate --force to create a separate "${this.prefix}" schema beside them`,
+    );
   }
 
   async #tableExists(conn: Queryable, name: string): Promise<boolean> {
@@ -394,7 +377,7 @@ export class MysqlStore implements Store {
       await conn.commit();
     } catch (err) {
       await conn?.rollback().catch(() => undefined);
-      throw storeError('journalEvents', err);
+      throw this.#fail('journalEvents', err);
     } finally {
       conn?.release();
     }
@@ -476,7 +459,7 @@ export class MysqlStore implements Store {
       try {
         conn = await createConnection(mysqlConnectionOptions(this.#target));
       } catch (err) {
-        throw storeError('acquirePollerLock', err);
+        throw this.#fail('acquirePollerLock', err);
       }
       // An idle connection that breaks emits 'error'; without a listener that would crash the process.
       conn.on('error', () => {
@@ -487,7 +470,7 @@ export class MysqlStore implements Store {
         return await this.#tryLock(conn);
       } catch (err) {
         this.#dropLockConn();
-        throw storeError('acquirePollerLock', err);
+        throw this.#fail('acquirePollerLock', err);
       }
     });
   }
@@ -576,6 +559,4 @@ function scrub(err: unknown): unknown {
   return err;
 }
 
-function storeError(op: string, err: unknown): TpWsError {
-  return driverError('mysql', op, scrub(err));
-}
+

@@ -104,14 +104,35 @@ export function errorCode(err: unknown): string {
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown error';
 }
 
+/** What common driver error codes mean, for the operator reading the message. */
+const CODE_HINTS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'nothing listens at that host and port',
+  ENOTFOUND: 'unknown host name',
+  EAI_AGAIN: 'the host name could not be resolved',
+  ETIMEDOUT: 'no answer from the server',
+  ENOENT: 'no such socket or file',
+  EACCES: 'permission denied',
+  ER_ACCESS_DENIED_ERROR: 'wrong user or password, or this user may not connect from here',
+  ER_DBACCESS_DENIED_ERROR: 'this user has no rights on that database',
+  ER_BAD_DB_ERROR: 'no such database',
+  PROTOCOL_CONNECTION_LOST: 'the server closed the connection',
+  SQLITE_BUSY: 'another process holds the database file locked',
+  SQLITE_CANTOPEN: 'the file cannot be opened (directory missing or not writable?)',
+  SQLITE_READONLY: 'the file is read-only for this user',
+};
+
 /**
  * Wrap a driver failure as `TPWS_ERR_STORE_UNAVAILABLE`. The message names the
- * operation and the driver's error code only: driver messages can quote SQL
- * values (a token in a duplicate-key message), so they stay in `cause`.
+ * store (`where`: `user@host:port/db` for MySQL — never the password), the
+ * operation and the driver's error code with what it usually means: driver
+ * messages can quote SQL values (a token in a duplicate-key message), so
+ * they stay in `cause`.
  */
-export function storeError(kind: 'sqlite' | 'mysql', op: string, err: unknown): TpWsError {
+export function storeError(kind: 'sqlite' | 'mysql', op: string, err: unknown, where?: string): TpWsError {
   if (err instanceof TpWsError) return err;
-  return new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `${kind} store: ${op} failed (${errorCode(err)})`, { cause: err });
+  const code = errorCode(err);
+  const hint = CODE_HINTS[code] === undefined ? '' : `: ${CODE_HINTS[code]}`;
+  return new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `${kind} store${where === undefined ? '' : ` ${where}`}: ${op} failed (${code}${hint})`, { cause: err });
 }
 
 /**

@@ -72,6 +72,15 @@ export interface EventInsert {
   createdAt?: number;
 }
 
+export interface MigrateOptions {
+  /**
+   * MySQL: create tp-ws's full schema even when the database holds TeamPass
+   * tables under another prefix (refused otherwise, as a wrong
+   * `store.tablePrefix` most likely). Default false.
+   */
+  force?: boolean;
+}
+
 export interface MigrateResult {
   /** Names of the migration files applied in this run (empty when already up to date). */
   applied: string[];
@@ -85,7 +94,7 @@ export interface Store {
   readonly prefix: string;
 
   /** Create or upgrade the schema; idempotent. */
-  migrate(): Promise<MigrateResult>;
+  migrate(options?: MigrateOptions): Promise<MigrateResult>;
   /** Cheap round trip; rejects when the database is unreachable. */
   ping(): Promise<void>;
 

@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'mysql2/promise';
-import { mysqlConnectionOptions, parseMysqlUrl } from '../../src/store/mysql-store.js';
+import { mysqlConnectionOptions } from '../../src/store/mysql-store.js';
+import { parseMysqlUrl } from '../../src/store/store-url.js';
 import { describeRequiring } from './requires.js';
 
 /** `mysql://user:pass@host:port/` of the test server, or undefined when none is configured. */

@@ -13,7 +13,8 @@
  */
 import Database from 'better-sqlite3';
 import { createConnection, type Connection } from 'mysql2/promise';
-import { mysqlConnectionOptions, parseMysqlUrl } from '../../src/store/mysql-store.js';
+import { mysqlConnectionOptions } from '../../src/store/mysql-store.js';
+import { parseMysqlUrl } from '../../src/store/store-url.js';
 import { parseStoreUrl } from '../../src/store/open-store.js';
 
 export interface SeedUser {

@@ -8,7 +8,7 @@
 # stdout carries only `export NAME=value` lines; progress and errors go to stderr.
 # The server listens on 127.0.0.1 on a free port, with a fresh data directory
 # under $TMPDIR, and a user `tpws` (random password) allowed to create and drop
-# the per-test-file databases `tpws_test_*`.
+# the per-test-file databases `tpws_test_*`, and test users with their grants.
 set -euo pipefail
 
 # Debian puts mariadbd in /usr/sbin, which a non-root PATH may lack.
@@ -68,7 +68,7 @@ fi
 
 mariadb --no-defaults --socket="$sock" -u "$(id -un)" <<SQL || fail "could not create the tpws user"
 CREATE USER 'tpws'@'127.0.0.1' IDENTIFIED BY '$password';
-GRANT ALL PRIVILEGES ON *.* TO 'tpws'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO 'tpws'@'127.0.0.1' WITH GRANT OPTION;
 SQL
 
 echo "start-mariadb: MariaDB pid $pid on 127.0.0.1:$port (datadir $datadir)" >&2

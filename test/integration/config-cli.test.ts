@@ -27,11 +27,15 @@ function tpWs(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-function printJson(args: string[], env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+
+/** `print-config ARGS` parsed; with `--show-secrets` or no secret set, nothing is left out and stderr is empty. */
+function printJson(args: string[], env: NodeJS.ProcessEnv = {}): Json {
   const res = tpWs(['print-config', ...args], env);
   expect(res.stderr).toBe('');
   expect(res.status).toBe(0);
-  return JSON.parse(res.stdout) as Record<string, unknown>;
+  return JSON.parse(res.stdout) as Json;
 }
 
 beforeAll(() => {
@@ -90,44 +94,69 @@ describe('tp-ws check-config', () => {
     expect(res.stderr).toContain('in auth.jwt.secret (from TPWS_JWT_SECRET): must be at least 32 characters');
     expect(res.stderr).not.toContain('hunter2');
   });
+
+  it('applies the rules of the store to store.url, as migrate and serve do', () => {
+    const res = tpWs(['check-config', '--store', 'mysql://nohost/teampass']);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toBe('TPWS_ERR_CONFIG_INVALID: in store.url (from --store): must name a user (expected mysql://user:pass@host:port/db)\n');
+  });
 });
 
 describe('tp-ws print-config', () => {
-  it('--defaults prints the defaults as a flat JSON map, ignoring TPWS_* variables', () => {
-    const flat = printJson(['--defaults'], { TPWS_PORT: '9' });
-    expect(flat['server.port']).toBe(8080);
-    expect(flat['stateDir']).toBe(join(tmp, '.local', 'state', 'tp-ws'));
-    expect(flat['store.url']).toBe(`sqlite:${join(tmp, '.local', 'state', 'tp-ws', 'tp-ws.db')}`);
+  it('--defaults prints the defaults as a config file, ignoring TPWS_* variables', () => {
+    const cfg = printJson(['--defaults'], { TPWS_PORT: '9' });
+    expect(cfg.server.port).toBe(8080);
+    expect(cfg.stateDir).toBe(join(tmp, '.local', 'state', 'tp-ws'));
+    expect(cfg.store.url).toBe(`sqlite:${join(tmp, '.local', 'state', 'tp-ws', 'tp-ws.db')}`);
   });
 
   it('reflects TPWS_* variables, and flags over them', () => {
-    expect(printJson([], { TPWS_PORT: '9' })['server.port']).toBe(9);
-    expect(printJson(['--port', '10'], { TPWS_PORT: '9' })['server.port']).toBe(10);
+    expect(printJson([], { TPWS_PORT: '9' }).server.port).toBe(9);
+    expect(printJson(['--port', '10'], { TPWS_PORT: '9' }).server.port).toBe(10);
   });
 
   it('follows systemd directories for the computed defaults', () => {
-    const flat = printJson([], { STATE_DIRECTORY: '/var/lib/tp-ws', RUNTIME_DIRECTORY: '/run/tp-ws' });
-    expect(flat['store.url']).toBe('sqlite:/var/lib/tp-ws/tp-ws.db');
-    expect(flat['ingest.socket']).toBe('/run/tp-ws/ingest.sock');
+    const cfg = printJson([], { STATE_DIRECTORY: '/var/lib/tp-ws', RUNTIME_DIRECTORY: '/run/tp-ws' });
+    expect(cfg.store.url).toBe('sqlite:/var/lib/tp-ws/tp-ws.db');
+    expect(cfg.ingest.socket).toBe('/run/tp-ws/ingest.sock');
   });
 
-  it('redacts secrets unless --show-secrets', () => {
+  it('leaves secrets out unless --show-secrets, and says so on stderr', () => {
     const env = { TPWS_JWT_SECRET: SECRET, TPWS_STORE: 'mysql://tp:dbpass99@db:3306/teampass' };
     const res = tpWs(['print-config'], env);
     expect(res.status).toBe(0);
     expect(res.stdout).not.toContain(SECRET);
     expect(res.stdout).not.toContain('dbpass99');
-    const flat = JSON.parse(res.stdout) as Record<string, unknown>;
-    expect(flat['auth.jwt.secret']).toBe('<redacted>');
-    expect(flat['store.url']).toBe('mysql://tp:***@db:3306/teampass');
+    const cfg = JSON.parse(res.stdout) as Json;
+    expect(cfg.auth.jwt).not.toHaveProperty('secret');
+    expect(cfg.store.url).toBe('mysql://tp@db:3306/teampass');
+    expect(res.stderr).toBe('print-config: left out the password of store.url, auth.jwt.secret: give them to the daemon through its environment (see docs/configuration.md), or print them with --show-secrets\n');
 
     const envOut = tpWs(['print-config', '--env'], env).stdout;
     expect(envOut).not.toContain(SECRET);
     expect(envOut).not.toContain('dbpass99');
+    expect(envOut).toContain('# TPWS_JWT_SECRET=  (secret, left out)');
 
     const clear = printJson(['--show-secrets'], env);
-    expect(clear['auth.jwt.secret']).toBe(SECRET);
-    expect(clear['store.url']).toBe('mysql://tp:dbpass99@db:3306/teampass');
+    expect(clear.auth.jwt.secret).toBe(SECRET);
+    expect(clear.store.url).toBe('mysql://tp:dbpass99@db:3306/teampass');
+  });
+
+  it('prints a config file that --config loads back to the same configuration', () => {
+    const env = { TPWS_PORT: '9', TPWS_TRUSTED_PROXIES: '10.0.0.1, ::1', TPWS_SOCKET_GROUP: 'www-data', TPWS_STORE: 'mysql://tp:p%40ss@db:3306/teampass', TPWS_JWT_SECRET: SECRET };
+    const original = printJson(['--show-secrets'], env);
+    // With secrets: the file alone gives the same configuration.
+    const withSecrets = join(tmp, 'round-trip-secrets.json');
+    writeFileSync(withSecrets, tpWs(['print-config', '--show-secrets'], env).stdout);
+    expect(printJson(['--config', withSecrets, '--show-secrets'])).toEqual(original);
+    expect(tpWs(['check-config', '--config', withSecrets]).stdout).toBe('configuration OK\n');
+    // Without: the file plus the secrets from the environment, the password as store.password.
+    const withheld = join(tmp, 'round-trip.json');
+    writeFileSync(withheld, tpWs(['print-config'], env).stdout);
+    const back = printJson(['--config', withheld, '--show-secrets'], { TPWS_JWT_SECRET: SECRET, TPWS_STORE_PASSWORD: 'p@ss' });
+    expect({ ...back, store: { ...back.store, url: null, password: null } }).toEqual({ ...original, store: { ...original.store, url: null } });
+    expect(back.store.url).toBe('mysql://tp@db:3306/teampass');
+    expect(back.store.password).toBe('p@ss');
   });
 
   it('--env prints TPWS_*=value lines that load back to the same configuration', () => {

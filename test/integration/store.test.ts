@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createConnection } from 'mysql2/promise';
 import { isTpWsError } from '../../src/errors.js';
-import { mysqlConnectionOptions, parseMysqlUrl } from '../../src/store/mysql-store.js';
+import { mysqlConnectionOptions } from '../../src/store/mysql-store.js';
+import { parseMysqlUrl } from '../../src/store/store-url.js';
 import { openStore, parseStoreUrl, redactStoreUrl } from '../../src/store/open-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { PROCESSED, type EventInsert, type Store } from '../../src/store/store.js';
@@ -68,10 +69,13 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
       }
     });
 
-    it('keeps tables of another prefix apart in the same database', async () => {
+    it('keeps tables of another prefix apart in the same database (MySQL asks for force beside TeamPass tables)', async () => {
       const other = openStore(url, 'other_');
       try {
-        expect((await other.migrate()).applied.length).toBeGreaterThan(0);
+        if (kind === 'mysql') {
+          await expect(other.migrate()).rejects.toMatchObject({ code: 'TPWS_ERR_MIGRATION', message: expect.stringContaining('holds TeamPass tables with prefix "teampass_"') });
+        }
+        expect((await other.migrate({ force: true })).applied.length).toBeGreaterThan(0);
         await seed.execSql(`INSERT INTO ${kind === 'sqlite' ? '"other_misc"' : '`other_misc`'} (type, intitule, valeur) VALUES ('admin', 'k', 'other')`);
         await seed.seedMisc({ k: 'main' });
         expect(await other.getMisc('k')).toBe('other');
@@ -394,7 +398,9 @@ describe('parseStoreUrl and redactStoreUrl', () => {
       port: 3307,
       user: 'tp@user',
       database: 'teampass',
+      hasPassword: true,
     });
+    expect(parseStoreUrl('mysql://tp@db/teampass')).toMatchObject({ user: 'tp', hasPassword: false });
     expect(parseStoreUrl('mysql://u:p@localhost/tp?socket=/run/mysqld/mysqld.sock')).toMatchObject({
       port: 3306,
       socketPath: '/run/mysqld/mysqld.sock',

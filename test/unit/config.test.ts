@@ -61,10 +61,10 @@ describe('loadConfig', () => {
 
     it('gives every schema key its default when nothing is set', () => {
       const cfg = load();
-      const flat = configToPrintable(cfg, { showSecrets: true });
+      const { values } = configToPrintable(cfg, { showSecrets: true });
       for (const spec of SCHEMA) {
-        expect(flat[spec.key], spec.key).not.toBeUndefined();
-        if (spec.default !== null) expect(flat[spec.key], spec.key).toEqual(spec.default);
+        expect(values.get(spec.key), spec.key).not.toBeUndefined();
+        if (spec.default !== null) expect(values.get(spec.key), spec.key).toEqual(spec.default);
       }
       expect(cfg.server.port).toBe(8080);
       expect(cfg.server.trustedProxies).toEqual(['127.0.0.1', '::1']);
@@ -321,28 +321,57 @@ describe('loadConfig', () => {
       expect(err.message).not.toContain('hunter2hunter2');
     });
 
-    it('redacts secrets in printable output unless asked', () => {
+    it('leaves secrets out of printable output unless asked, and the password out of the store URL', () => {
       const cfg = load({ env: { TPWS_JWT_SECRET: SECRET, TPWS_STORE: 'mysql://tp:s3cr%40t@db:3306/teampass' } });
-      const flat = configToPrintable(cfg);
-      expect(flat['auth.jwt.secret']).toBe('<redacted>');
-      expect(flat['store.url']).toBe('mysql://tp:***@db:3306/teampass');
-      expect(JSON.stringify(flat)).not.toContain(SECRET);
-      expect(JSON.stringify(flat)).not.toContain('s3cr');
+      const { values, withheld } = configToPrintable(cfg);
+      expect(values.has('auth.jwt.secret')).toBe(false);
+      expect(values.get('store.url')).toBe('mysql://tp@db:3306/teampass');
+      expect(withheld).toEqual(['store.url', 'auth.jwt.secret']);
+      const text = JSON.stringify([...values]);
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('s3cr');
 
       const clear = configToPrintable(cfg, { showSecrets: true });
-      expect(clear['auth.jwt.secret']).toBe(SECRET);
-      expect(clear['store.url']).toBe('mysql://tp:s3cr%40t@db:3306/teampass');
+      expect(clear.values.get('auth.jwt.secret')).toBe(SECRET);
+      expect(clear.values.get('store.url')).toBe('mysql://tp:s3cr%40t@db:3306/teampass');
+      expect(clear.withheld).toEqual([]);
     });
 
-    it('hides a password holding a raw "@" whole', () => {
+    it('takes a password holding a raw "@" out whole', () => {
       const cfg = load({ env: { TPWS_STORE: 'mysql://tp:p@ss@db/teampass' } });
-      expect(configToPrintable(cfg)['store.url']).toBe('mysql://tp:***@db/teampass');
+      expect(configToPrintable(cfg).values.get('store.url')).toBe('mysql://tp@db/teampass');
     });
 
     it('prints unset secrets as null and SQLite URLs as they are', () => {
-      const flat = configToPrintable(load());
-      expect(flat['auth.jwt.secret']).toBeNull();
-      expect(flat['store.url']).toBe('sqlite:/home/alice/.local/state/tp-ws/tp-ws.db');
+      const { values, withheld } = configToPrintable(load());
+      expect(values.get('auth.jwt.secret')).toBeNull();
+      expect(values.get('store.url')).toBe('sqlite:/home/alice/.local/state/tp-ws/tp-ws.db');
+      expect(withheld).toEqual([]);
+    });
+  });
+
+  describe('store password', () => {
+    const url = 'mysql://tp@db:3306/teampass';
+
+    it('takes store.password or store.passwordFile for a URL without one', () => {
+      expect(load({ env: { TPWS_STORE: url, TPWS_STORE_PASSWORD: 'p@ss/w:rd#%?' } }).store.password).toBe('p@ss/w:rd#%?');
+      expect(load({ env: { TPWS_STORE: url }, flags: { 'store-password-file': '/etc/tp-ws/db-password' } }).store.passwordFile).toBe('/etc/tp-ws/db-password');
+    });
+
+    it('refuses a password given twice, both keys, or a password for SQLite, naming the keys', () => {
+      expect(invalidEnv('TPWS_STORE_PASSWORD', 'x').message).toBe('in store.password (from TPWS_STORE_PASSWORD): only a mysql:// store.url takes a password');
+      const twice = errorOf(() => load({ env: { TPWS_STORE: 'mysql://tp:pw@db/teampass', TPWS_STORE_PASSWORD: 'hunter2' } }));
+      expect(twice.message).toBe('in store.password (from TPWS_STORE_PASSWORD) and store.url (from TPWS_STORE): the password is given twice; keep one');
+      const both = errorOf(() => load({ env: { TPWS_STORE: url, TPWS_STORE_PASSWORD: 'hunter2', TPWS_STORE_PASSWORD_FILE: '/x' } }));
+      expect(both.message).toContain('set only one of them');
+      for (const e of [twice, both]) expect(e.message).not.toContain('hunter2');
+    });
+
+    it('checks store.url by the rules of the store that opens it', () => {
+      expect(invalidEnv('TPWS_STORE', 'mysql://nohost').message).toBe('in store.url (from TPWS_STORE): must name a database (expected mysql://user:pass@host:port/db)');
+      expect(invalidEnv('TPWS_STORE', 'mysql://nohost/db').message).toContain('must name a user');
+      expect(invalidEnv('TPWS_STORE', 'mysql://u:p@db').message).toContain('must name a database');
+      expect(invalidEnv('TPWS_STORE', 'mysql://u:p@db/tp?ssl=1').message).toContain('has an unsupported parameter "ssl"');
     });
   });
 
@@ -362,8 +391,8 @@ describe('loadConfig', () => {
       const spec = SCHEMA.find((s) => s.key === 'server.trustedProxies');
       expect(load().server.trustedProxies).not.toBe(spec?.default);
       expect(Object.isFrozen(spec?.default)).toBe(false);
-      const flat = configToPrintable(load());
-      (flat['server.trustedProxies'] as string[]).push('10.0.0.1');
+      const { values } = configToPrintable(load());
+      (values.get('server.trustedProxies') as string[]).push('10.0.0.1');
       expect(load().server.trustedProxies).toEqual(['127.0.0.1', '::1']);
     });
   });
