@@ -8,6 +8,7 @@ import { benchSocketLatency, benchTableLatency, benchTableLatencyMysql } from '.
 import { benchIngestThroughput } from './throughput.js';
 import { benchEmitColdStart } from './emit-cold-start.js';
 import { benchPhpEmit } from './php-emit.js';
+import { benchSqliteStall } from './sqlite-stall.js';
 
 type Bench = () => Promise<Record<string, unknown>>;
 
@@ -22,6 +23,7 @@ const BENCHES: Record<string, Bench> = {
   },
   'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
   'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
+  'sqlite-stall': () => benchSqliteStall({ lock: { ratePerSec: 1000, seconds: 3, lockAtMs: 500, lockMs: 1000 }, rate: { ratePerSec: 10_000, seconds: 5 } }),
   'emit-cold-start': () => benchEmitColdStart({ runs: 30 }),
   'php-emit': () => benchPhpEmit({ events: 5000 }),
   'php-emit-ack-delivery': () => benchPhpEmit({ events: 5000, ackAfter: 'delivery' }),
