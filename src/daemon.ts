@@ -3,6 +3,7 @@ import { AdminServer } from './admin/admin-server.js';
 import type { Authenticator } from './auth/authenticator.js';
 import { JwtAuthenticator } from './auth/jwt.js';
 import { resolveJwtKey, type JwtKey } from './auth/jwt-key.js';
+import { ReconnectTokens } from './auth/reconnect-tokens.js';
 import { TeampassTokenAuthenticator } from './auth/teampass-token.js';
 import type { Config } from './config/schema.js';
 import { TpWsError } from './errors.js';
@@ -16,6 +17,7 @@ import { Journal } from './pipeline/journal.js';
 import { UnixSocketIngest } from './ingest/unix-socket.js';
 import { TablePoller } from './ingest/table-poller.js';
 import { openConfiguredStore } from './store/open-store.js';
+import { Retention } from './store/retention.js';
 import type { MigrateResult, Store } from './store/store.js';
 import { uuidv7 } from './uuid.js';
 
@@ -49,11 +51,13 @@ export class Daemon {
   readonly pipeline: Pipeline;
   readonly store: Store;
   readonly gateway: Gateway;
+  readonly reconnectTokens: ReconnectTokens;
   readonly jwtKey: JwtKey | null;
   readonly journal: Journal;
   readonly intake: Intake;
   readonly ingest: UnixSocketIngest | null;
   readonly poller: TablePoller | null;
+  readonly retention: Retention;
   private readonly pollerAbort = new AbortController();
   private pollerDone: Promise<void> | null = null;
   private admin: AdminServer | null = null;
@@ -77,7 +81,10 @@ export class Daemon {
     this.poller = !config.poller.enabled ? null : new TablePoller(this.store, this.pipeline, this.log.child({ component: 'table-poller' }), {
       intervalMs: config.poller.intervalMs, idleIntervalMs: config.poller.idleIntervalMs, batchSize: config.poller.batchSize,
       maxAgeSec: config.poller.maxAgeSec, maxBackoffMs: config.poller.maxBackoffMs, maxPayloadBytes: config.ingest.maxPayloadBytes,
-      retentionHours: config.retention.hours, retentionIntervalMs: config.retention.intervalSec * 1000,
+    });
+    // Of several daemons on one table, the poller-lock holder cleans up; without a poller, this one does.
+    this.retention = new Retention(this.store, this.log.child({ component: 'retention' }), {
+      hours: config.retention.hours, intervalMs: config.retention.intervalSec * 1000, leader: () => this.poller?.holdsLock ?? true,
     });
     const authenticators: Authenticator[] = [];
     let jwtKey: JwtKey | null = null;
@@ -90,10 +97,12 @@ export class Daemon {
       }
     }
     this.jwtKey = jwtKey;
+    this.reconnectTokens = new ReconnectTokens(this.store, this.log.child({ component: 'reconnect-tokens' }), {
+      ttlSec: config.auth.reconnectTokenTtlSec, intervalMs: opts.tokenRefreshIntervalMs,
+    });
     this.gateway = new Gateway({
-      config, hub: this.hub, store: this.store, authenticators,
+      config, hub: this.hub, store: this.store, authenticators, reconnectTokens: this.reconnectTokens,
       log: this.log.child({ component: 'gateway' }),
-      tokenRefreshIntervalMs: opts.tokenRefreshIntervalMs,
     });
   }
 
@@ -117,8 +126,10 @@ export class Daemon {
       this.log.warn({ path: this.jwtKey.path }, 'using a development JWT secret from the state directory; set auth.jwt.secret or auth.jwt.publicKeyFile in production');
     }
     const ws = await this.gateway.listen();
+    this.reconnectTokens.start();
     await this.ingest?.listen();
     if (this.poller !== null) this.pollerDone = this.poller.run(this.pollerAbort.signal);
+    this.retention.start();
     let admin: AddressInfo | null = null;
     if (cfg.admin.port >= 0) {
       this.admin = new AdminServer({
@@ -162,7 +173,9 @@ export class Daemon {
       await this.ingest?.close();
       this.pollerAbort.abort();
       await this.pollerDone;
+      await this.retention.close();
       await this.gateway.close();
+      await this.reconnectTokens.close();
       const lost = await this.journal.close(this.config.shutdown.timeoutMs);
       if (lost > 0) this.log.error({ lost }, 'events delivered but not journaled at shutdown');
       await this.admin?.close();

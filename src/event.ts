@@ -1,5 +1,5 @@
 /**
- * The one event shape (design §2), shared by the ingest socket, the table
+ * The one event shape (docs/ingest.md §Frames), shared by the ingest socket, the table
  * poller, the CLI and the journal, and its validation. Pure: no I/O.
  */
 import { TpWsError } from './errors.js';
@@ -59,11 +59,11 @@ function excludeId(v: unknown, field: string): number | null {
 
 /**
  * Validate an event as received from a sender (socket frame or CLI). Accepts
- * the wire names of design §2 (`event_type`, `target_type`, `target_id`,
+ * the wire names of docs/ingest.md (`event_type`, `target_type`, `target_id`,
  * `payload`, `exclude_user_id`, `id`, `created_at`). `newId` supplies an id
  * when the sender gave none. Throws `EventInvalid` naming the field.
  *
- * TeamPass keeps `exclude_user_id` inside the payload too (reference §2.5);
+ * TeamPass keeps `exclude_user_id` inside the payload too;
  * when only the payload carries it, it is honoured as well.
  */
 export function parseEvent(input: unknown, limits: EventLimits, newId: () => string, now = Date.now()): BridgeEvent {
@@ -117,7 +117,7 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
   } else if (payload.exclude_user_id !== undefined && payload.exclude_user_id !== null) {
     excludeUserId = excludeId(payload.exclude_user_id, 'payload.exclude_user_id');
   }
-  // TeamPass's client sees exclude_user_id inside data (reference §4.3); keep the two in step.
+  // TeamPass's client reads exclude_user_id inside data (docs/protocol.md §Events); keep the two in step.
   if (excludeUserId !== null && payload.exclude_user_id !== excludeUserId) {
     payload = { ...payload, exclude_user_id: excludeUserId };
     payloadJson = null;

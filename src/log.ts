@@ -37,3 +37,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * A child logger carrying a WebSocket session's id and user (pino child
+ * bindings). Made when a line is logged rather than kept on the session:
+ * sessions are many and log rarely, and a child costs memory.
+ */
+export function sessionLogger(log: Logger, s: { readonly id: number; readonly userId: number }): Logger {
+  return log.child({ session: s.id, user_id: s.userId });
+}

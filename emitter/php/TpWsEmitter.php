@@ -1091,7 +1091,7 @@ namespace TpWs {
         }
 
         /**
-         * emitWebSocketEvent() steps 2-6 (reference §2.5): websocket_enabled
+         * emitWebSocketEvent() steps 2-6 (docs/emitter-php.md): websocket_enabled
          * gate, target validation, payload additions, then the emitter.
          * Never throws: false (and an error_log line) on any failure.
          * @param array<string|int, mixed> $payload
@@ -1162,7 +1162,7 @@ namespace TpWs {
 
     /**
      * Exactly emitWebSocketEvent()'s signature and result (TeamPass 3.2,
-     * reference §2.5 steps 2-6), through the emitter set by TeamPass::configure().
+     * steps 2-6, docs/emitter-php.md), through the emitter set by TeamPass::configure().
      * @param array<string|int, mixed> $payload
      */
     function emit_websocket_event(string $eventType, string $targetType, ?int $targetId, array $payload, ?int $excludeUserId = null): bool

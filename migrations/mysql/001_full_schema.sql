@@ -1,6 +1,6 @@
 -- tp-ws full schema for MySQL 8 / MariaDB 10.6+: an empty database without TeamPass.
 -- Only the tables and columns tp-ws reads or writes, with TeamPass 3.2's own types
--- (reference §2.1, §2.2), so the same queries run against this and a real TeamPass DB.
+-- (TeamPass 3.2's own definitions), so the same queries run against this and a real TeamPass DB.
 -- `{{prefix}}` is replaced by the table prefix. Statements end with `;` at end of line.
 -- Applied only when `<prefix>users` does not exist (the `_full_` in the file name is what
 -- tells MysqlStore.migrate() so); 002 runs after it in both modes.

@@ -1,4 +1,4 @@
--- tp-ws embedded store: the TeamPass-shaped tables (reference §2.1, §2.2) for SQLite.
+-- tp-ws embedded store: the TeamPass-shaped tables (TeamPass 3.2's columns) for SQLite.
 -- `{{prefix}}` is replaced by the configured table prefix (store.tablePrefix) before running.
 -- Index names are global in SQLite, so each one carries the prefix and its table name.
 -- Times are TEXT 'YYYY-MM-DD HH:MM:SS' in UTC (CURRENT_TIMESTAMP / datetime('now')),

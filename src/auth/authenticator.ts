@@ -26,7 +26,7 @@ export interface Authenticator {
   authenticate(token: string): Promise<Identity | null>;
 }
 
-/** TeamPass display name: "name lastname", whitespace collapsed, else the login (reference §3.1). */
+/** TeamPass display name: "name lastname", whitespace collapsed, else the login (docs/protocol.md §Authentication). */
 export function displayName(login: string, name: string | null | undefined, lastname: string | null | undefined): string {
   const full = `${name ?? ''} ${lastname ?? ''}`.replace(/\s+/g, ' ').trim();
   return full === '' ? login : full;

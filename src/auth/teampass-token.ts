@@ -10,7 +10,7 @@ export interface TeampassTokenOptions {
 }
 
 /**
- * TeamPass's `ws_token` method (reference §2.4, §3.1–3.2): a 64 lower-hex
+ * TeamPass's `ws_token` method (docs/protocol.md §Authentication): a 64 lower-hex
  * token from `<prefix>websocket_tokens`, reusable until it expires, joined to
  * an enabled user. Folders = users_groups ∪ role folders. Each success inserts
  * a new reconnect token, returned in `connected.reconnect_token`.

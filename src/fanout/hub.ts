@@ -17,7 +17,7 @@ export interface HubStats {
 
 /**
  * Who is connected and subscribed to what, and the routing of an event to
- * sessions (reference §5, docs/protocol.md §Routing):
+ * sessions (docs/protocol.md §Events):
  * - `user`   → every socket of `target_id` (exclude_user_id not applied, as TeamPass);
  * - `folder` → current subscribers of `target_id`, minus `exclude_user_id`;
  * - `kb`     → KB subscribers, minus `exclude_user_id`;
@@ -58,10 +58,6 @@ export class Hub {
     return this.byUser.get(userId) ?? EMPTY;
   }
 
-  all(): IterableIterator<Session> {
-    return this.sessions.values();
-  }
-
   subscribeFolder(session: Session, folderId: number): void {
     session.folders.add(folderId);
     let set = this.byFolder.get(folderId);
@@ -98,12 +94,14 @@ export class Hub {
   }
 
   /**
-   * Send one pre-encoded message to every recipient of the event, exclusions
-   * applied; returns how many accepted it. Walks the live subscriber sets
-   * directly: no per-event list, which for a broadcast would be one array
-   * entry per connected socket.
+   * Send one message to every recipient of the event, exclusions applied;
+   * returns how many accepted it. `encode` runs once, at the first
+   * recipient (never for an event nobody receives), and every recipient
+   * gets the same buffer. Walks the live subscriber sets directly: no
+   * per-event list, which for a broadcast would be one array entry per
+   * connected socket.
    */
-  deliver(event: RoutedEvent, data: Buffer): number {
+  deliver(event: RoutedEvent, encode: () => Buffer): number {
     let pool: Iterable<Session>;
     switch (event.targetType) {
       case 'user':
@@ -122,7 +120,12 @@ export class Hub {
     // TeamPass applies exclude_user_id to folder, kb and broadcast, never to user targets.
     const exclude = event.targetType === 'user' ? null : event.excludeUserId;
     let sent = 0;
-    for (const s of pool) if (s.userId !== exclude && s.sendText(data)) sent++;
+    let data: Buffer | null = null;
+    for (const s of pool) {
+      if (s.userId === exclude) continue;
+      data ??= encode();
+      if (s.sendText(data)) sent++;
+    }
     return sent;
   }
 

@@ -64,7 +64,7 @@ export class Session {
     this.ws.once('close', () => clearTimeout(timer));
   }
 
-  /** `get_status.subscriptions` strings: `folder:<id>` and `kb:0` (reference §4.2). */
+  /** `get_status.subscriptions` strings: `folder:<id>` and `kb:0` (docs/protocol.md §Actions). */
   subscriptionKeys(): string[] {
     const keys = [...this.folders].map((f) => `folder:${f}`);
     if (this.kb) keys.push('kb:0');

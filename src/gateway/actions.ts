@@ -1,6 +1,6 @@
 import type { Hub } from '../fanout/hub.js';
 import type { Session } from '../fanout/session.js';
-import type { Logger } from '../log.js';
+import { sessionLogger, type Logger } from '../log.js';
 import type { LockHolder, Store } from '../store/store.js';
 import { displayName } from '../auth/authenticator.js';
 import { ErrorCode, Msg, pongMessage, requestError, responseMessage, type RequestId } from '../protocol/messages.js';
@@ -27,7 +27,7 @@ export interface ClientMessage {
 type Reply = Record<string, unknown> | null;
 
 /**
- * PHP's `(int)` cast, which TeamPass applies to ids (reference §5): "12abc" → 12,
+ * PHP's `(int)` cast, which TeamPass's daemon applies to ids (docs/protocol.md §subscribe): "12abc" → 12,
  * "abc" → 0, 3.9 → 3, true → 1. Results outside INT UNSIGNED become 0.
  */
 export function phpInt(v: unknown): number {
@@ -113,7 +113,7 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
     try {
       locked = await ctx.store.lockedItems(folderId, session.userId, ctx.editionLockTimeoutSec);
     } catch (err) {
-      ctx.log.warn({ err, folderId }, 'could not read item locks; subscribed without them');
+      sessionLogger(ctx.log, session).warn({ err, folderId }, 'could not read item locks; subscribed without them');
     }
     return responseMessage('subscribed', { channel: 'folder', folder_id: folderId, locked_items: lockList(locked, 'item_id'), viewing_items: [] }, rid);
   }
@@ -124,7 +124,7 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
     try {
       locked = await ctx.store.lockedKbs(session.userId, ctx.kbLockTimeoutSec);
     } catch (err) {
-      ctx.log.warn({ err }, 'could not read KB locks; subscribed without them');
+      sessionLogger(ctx.log, session).warn({ err }, 'could not read KB locks; subscribed without them');
     }
     return responseMessage('subscribed', { channel: 'kb', locked_kbs: lockList(locked, 'kb_id'), viewing_kbs: [] }, rid);
   }
@@ -148,14 +148,14 @@ function unsubscribe(ctx: ActionContext, session: Session, msg: ClientMessage): 
   return requestError(ErrorCode.INVALID_CHANNEL, Msg.channelUnsupported(channelName(msg.channel)), rid);
 }
 
-/** TeamPass's canAccessKnowledgeBase: admins refused, others need misc `enable_kb` = 1 (reference §5). */
+/** TeamPass's canAccessKnowledgeBase: admins refused, others need misc `enable_kb` = 1 (docs/protocol.md §subscribe). */
 async function canAccessKb(ctx: ActionContext, session: Session): Promise<boolean> {
   if (session.identity.isAdmin) return false;
   try {
     const v = await ctx.store.getMisc('enable_kb');
     return v !== null && phpInt(v) === 1;
   } catch (err) {
-    ctx.log.warn({ err }, 'could not read misc.enable_kb; KB access refused');
+    sessionLogger(ctx.log, session).warn({ err }, 'could not read misc.enable_kb; KB access refused');
     return false;
   }
 }

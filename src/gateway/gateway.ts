@@ -4,11 +4,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
+import type { ReconnectTokens } from '../auth/reconnect-tokens.js';
 import type { Config } from '../config/schema.js';
 import type { Hub } from '../fanout/hub.js';
 import { Session } from '../fanout/session.js';
 import { listen } from '../listen.js';
-import type { Logger } from '../log.js';
+import { sessionLogger, type Logger } from '../log.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
 import type { Store } from '../store/store.js';
@@ -26,8 +27,8 @@ export interface GatewayOptions {
   store: Store;
   authenticators: Authenticator[];
   log: Logger;
-  /** How often reconnect tokens of open sockets are pushed forward. Default: a quarter of their TTL, at most 15 min. */
-  tokenRefreshIntervalMs?: number;
+  /** Told when a socket with a reconnect token opens and closes (they are kept valid). */
+  reconnectTokens: ReconnectTokens;
 }
 
 export interface GatewayCounters {
@@ -86,11 +87,9 @@ export class Gateway {
   private readonly authLimiter: AuthFailureLimiter;
   private readonly trusted: ReadonlySet<string>;
   private readonly actions: ActionContext;
-  private readonly tokensToExtend = new Set<string>();
   /** Trusted proxies already warned about for forwarding no client address. */
   private readonly warnedProxies = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private refreshTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private nextSessionId = 1;
 
@@ -128,10 +127,6 @@ export class Gateway {
     const hb = this.cfg.heartbeat.pingIntervalSec * 1000;
     this.heartbeatTimer = setInterval(() => this.heartbeat(), hb);
     this.heartbeatTimer.unref();
-    const ttlMs = this.cfg.auth.reconnectTokenTtlSec * 1000;
-    const refreshMs = this.o.tokenRefreshIntervalMs ?? Math.min(ttlMs / 4, 15 * 60_000);
-    this.refreshTimer = setInterval(() => void this.refreshTokens(), refreshMs);
-    this.refreshTimer.unref();
     return this.server.address() as AddressInfo;
   }
 
@@ -237,8 +232,9 @@ export class Gateway {
     const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes);
     conn.session = session;
     this.o.hub.add(session);
+    if (identity.reconnectToken !== null) this.o.reconnectTokens.opened(identity.reconnectToken);
     if (identity.expiresAt !== null) this.armExpiry(conn, identity.expiresAt);
-    this.log.info({ session: session.id, user_id: identity.userId, user_login: identity.login, auth_method: identity.authMethod, ip: conn.ip, total_connections: this.o.hub.size }, 'connection established');
+    this.sessionLog(session).info({ user_login: identity.login, auth_method: identity.authMethod, ip: conn.ip, total_connections: this.o.hub.size }, 'connection established');
     session.send(connectedMessage({
       userId: identity.userId,
       userLogin: identity.login,
@@ -269,10 +265,14 @@ export class Gateway {
       if (s === null) return;
       if (Date.now() < expiresAt) return this.armExpiry(conn, expiresAt);
       this.counters.tokenExpiryCloses++;
-      this.log.info({ code: 'TPWS_ERR_AUTH_EXPIRED', session: s.id, user_id: s.userId }, 'credentials expired; closing socket');
+      this.sessionLog(s).info({ code: 'TPWS_ERR_AUTH_EXPIRED' }, 'credentials expired; closing socket');
       s.close(CloseCode.TOKEN_EXPIRED);
     }, Math.max(0, delay));
     conn.expiryTimer.unref();
+  }
+
+  private sessionLog(s: Session): Logger {
+    return sessionLogger(this.log, s);
   }
 
   // --- messages ----------------------------------------------------------------
@@ -307,17 +307,17 @@ export class Gateway {
     if (!isPong && !conn.limiter.take(now)) {
       this.counters.messagesRejected++;
       if (conn.limiter.rejections >= this.cfg.limits.floodCloseAfter) {
-        this.log.warn({ session: session.id, user_id: session.userId, ip: conn.ip }, 'message flood; closing socket');
+        this.sessionLog(session).warn({ ip: conn.ip }, 'message flood; closing socket');
         session.close(CloseCode.FLOOD);
         return;
       }
-      if (conn.limiter.rejections === 1) this.log.warn({ session: session.id, user_id: session.userId }, 'rate limit exceeded');
+      if (conn.limiter.rejections === 1) this.sessionLog(session).warn('rate limit exceeded');
       session.send(requestError(ErrorCode.RATE_LIMITED, Msg.rateLimited, parsed.ok ? parsed.msg.requestId : null));
       return;
     }
     if (!parsed.ok) {
       this.counters.messagesRejected++;
-      this.log.debug({ session: session.id, error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
+      this.sessionLog(session).debug({ error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
       session.send(parsed.error);
       return;
     }
@@ -333,7 +333,7 @@ export class Gateway {
       try {
         reply = await handleAction(this.actions, session, msg, Date.now());
       } catch (err) {
-        this.log.error({ err, action: msg.action, session: session.id }, 'action handler failed');
+        this.sessionLog(session).error({ err, action: msg.action }, 'action handler failed');
         reply = requestError(ErrorCode.SERVER_ERROR, Msg.serverError, msg.requestId);
       }
       if (reply !== null) session.send(reply);
@@ -351,7 +351,7 @@ export class Gateway {
     } catch {
       return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.invalidJson) };
     }
-    // TeamPass's daemon died on these two (reference §10.1 item 1); we answer instead.
+    // TeamPass's daemon died on these two (docs/protocol.md §Message handling); we answer instead.
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       return { ok: false, error: requestError(ErrorCode.INVALID_REQUEST, Msg.notObject, null) };
     }
@@ -375,12 +375,9 @@ export class Gateway {
     if (s === null) return;
     s.closed = true;
     this.o.hub.remove(s);
-    // The reconnect token stays good for its full TTL after the drop (reference §10.1 item 2).
-    if (s.identity.reconnectToken !== null) {
-      this.tokensToExtend.add(s.identity.reconnectToken);
-      if (this.tokensToExtend.size === 1) setImmediate(() => void this.flushTokenExtensions());
-    }
-    this.log.info({ session: s.id, user_id: s.userId, duration_seconds: Math.round((Date.now() - s.connectedAt) / 1000), remaining_connections: this.o.hub.size }, 'connection closed');
+    // The reconnect token stays good for its full TTL after the drop (docs/protocol.md §Reconnect tokens).
+    if (s.identity.reconnectToken !== null) this.o.reconnectTokens.closed(s.identity.reconnectToken);
+    this.sessionLog(s).info({ duration_seconds: Math.round((Date.now() - s.connectedAt) / 1000), remaining_connections: this.o.hub.size }, 'connection closed');
   }
 
   /** Server ping to every session; sockets silent past the pong timeout are closed (4102). */
@@ -393,38 +390,13 @@ export class Gateway {
       if (s === null || s.closed) continue;
       if (now - s.lastSeen > timeout) {
         this.counters.heartbeatTimeouts++;
-        this.log.info({ session: s.id, user_id: s.userId }, 'heartbeat timeout; closing');
+        this.sessionLog(s).info('heartbeat timeout; closing');
         s.close(CloseCode.HEARTBEAT_TIMEOUT);
         continue;
       }
       s.sendText(ping);
     }
     this.authLimiter.sweep(now);
-  }
-
-  /**
-   * Keep the reconnect token of every open socket valid: TeamPass issues one
-   * per connection with a one-hour life and never renews it, so a socket older
-   * than an hour could not reconnect after a drop (reference §10.1 item 2).
-   */
-  async refreshTokens(): Promise<void> {
-    for (const conn of this.conns) {
-      const t = conn.session?.identity.reconnectToken;
-      if (t) this.tokensToExtend.add(t);
-    }
-    await this.flushTokenExtensions();
-  }
-
-  private async flushTokenExtensions(): Promise<void> {
-    if (this.tokensToExtend.size === 0) return;
-    const tokens = [...this.tokensToExtend];
-    this.tokensToExtend.clear();
-    try {
-      await this.o.store.extendTokens(tokens, this.cfg.auth.reconnectTokenTtlSec);
-    } catch (err) {
-      this.log.warn({ err, count: tokens.length }, 'could not extend reconnect tokens; will retry');
-      for (const t of tokens) this.tokensToExtend.add(t);
-    }
   }
 
   /**
@@ -435,7 +407,6 @@ export class Gateway {
     if (this.closing) return;
     this.closing = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const all = [...this.conns];
     const closed = Promise.all(all.map((c) => new Promise<void>((resolve) => {
@@ -454,7 +425,6 @@ export class Gateway {
     const outcome = await Promise.race([closed.then(() => 'closed' as const), timedOut]);
     clearTimeout(timer);
     if (outcome === 'timeout') for (const c of this.conns) c.ws.terminate();
-    await this.flushTokenExtensions();
     this.server.closeAllConnections?.();
     await serverClosed;
   }

@@ -1,5 +1,5 @@
 /**
- * Sliding-log limiter for one socket (reference §4.1 step 5): at most `limit`
+ * Sliding-log limiter for one socket (docs/protocol.md §Message handling, as TeamPass's): at most `limit`
  * accepted messages within any `windowMs`. Rejected messages are not recorded,
  * as in TeamPass. Memory is one fixed ring of `limit` timestamps.
  */
@@ -41,8 +41,8 @@ export class SlidingLog {
 }
 
 /**
- * Failed authentications per client IP within a sliding window (reference §3
- * step 0). Bounded: at most `maxIps` addresses are tracked; the oldest entry
+ * Failed authentications per client IP within a sliding window
+ * (docs/protocol.md §Authentication, the first check). Bounded: at most `maxIps` addresses are tracked; the oldest entry
  * is evicted first, so an address flood cannot grow memory.
  */
 export class AuthFailureLimiter {

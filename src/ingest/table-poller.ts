@@ -11,8 +11,6 @@ export interface TablePollerOptions {
   maxAgeSec: number;
   maxBackoffMs: number;
   maxPayloadBytes: number;
-  retentionHours: number;
-  retentionIntervalMs: number;
 }
 
 export interface PollerCounters {
@@ -22,8 +20,6 @@ export interface PollerCounters {
   rowsRejected: number;
   rowsExpired: number;
   errors: number;
-  retentionEventsDeleted: number;
-  retentionTokensDeleted: number;
 }
 
 /** Id of a row's event: its `event_uuid`, or a stable id derived from the row id for rows TeamPass wrote. */
@@ -32,7 +28,7 @@ export function rowEventId(row: EventRow): string {
 }
 
 /**
- * Drains `websocket_events` rows with `processed = 0` (design §3.4): rows that
+ * Drains `websocket_events` rows with `processed = 0` (docs/ingest.md §When the socket is down): rows that
  * TeamPass's PHP inserts, and those our emitters write while the socket is down.
  *
  * - Reads by the flag in id order, never by an id cursor, so a row whose
@@ -43,15 +39,13 @@ export function rowEventId(row: EventRow): string {
  * - Poison rows (bad JSON, unknown target) are marked rejected (2), stale rows
  *   (older than `maxAgeSec` on first sight) expired (3), each logged and counted.
  * - Only the holder of the store's poller lock polls; others stand by.
- * - The lock holder also runs the retention cleanup every `retentionIntervalMs`.
  */
 export class TablePoller {
-  readonly counters: PollerCounters = { polls: 0, rowsDelivered: 0, rowsDuplicate: 0, rowsRejected: 0, rowsExpired: 0, errors: 0, retentionEventsDeleted: 0, retentionTokensDeleted: 0 };
+  readonly counters: PollerCounters = { polls: 0, rowsDelivered: 0, rowsDuplicate: 0, rowsRejected: 0, rowsExpired: 0, errors: 0 };
   /** Epoch ms of the last successful poll (readiness). */
   lastPollAt = 0;
   holdsLock = false;
   private failures = 0;
-  private nextRetention = 0;
 
   constructor(
     private readonly store: Store,
@@ -62,7 +56,6 @@ export class TablePoller {
 
   /** Poll until `signal` aborts. Never rejects. */
   async run(signal: AbortSignal): Promise<void> {
-    this.nextRetention = Date.now() + this.o.retentionIntervalMs;
     while (!signal.aborted) {
       let delay: number;
       try {
@@ -97,7 +90,6 @@ export class TablePoller {
     const rows = await this.store.fetchPending(this.o.batchSize);
     this.lastPollAt = Date.now();
     if (rows.length > 0) await this.dispatch(rows);
-    if (Date.now() >= this.nextRetention) await this.retention();
     if (rows.length >= this.o.batchSize) return 0;
     return rows.length > 0 ? this.o.intervalMs : this.o.idleIntervalMs;
   }
@@ -152,19 +144,6 @@ export class TablePoller {
     const ageSec = Math.floor((row.readAt - row.createdAt) / 1000);
     if (ageSec > this.o.maxAgeSec) return { kind: 'expired', ageSec };
     return { kind: 'event', event };
-  }
-
-  private async retention(): Promise<void> {
-    this.nextRetention = Date.now() + this.o.retentionIntervalMs;
-    try {
-      const events = await this.store.deleteOldEvents(this.o.retentionHours);
-      const tokens = await this.store.deleteExpiredTokens();
-      this.counters.retentionEventsDeleted += events;
-      this.counters.retentionTokensDeleted += tokens;
-      if (events + tokens > 0) this.log.info({ events, tokens }, 'retention cleanup');
-    } catch (err) {
-      this.log.warn({ err }, 'retention cleanup failed; will retry next interval');
-    }
   }
 
   private sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -46,7 +46,7 @@ interface Pending {
 }
 
 /**
- * Writes socket events to the events table (design §3.3): the table keeps
+ * Writes socket events to the events table (docs/ingest.md §Acks): the table keeps
  * the full history, and an emitter's fallback insert of the same id becomes a
  * harmless duplicate key.
  *

@@ -16,7 +16,6 @@ export interface AcceptResult {
 }
 
 export interface PipelineCounters {
-  accepted: number;
   duplicates: number;
   deliveries: number;
   /** Events fanned out, by where they came from. */
@@ -24,23 +23,19 @@ export interface PipelineCounters {
 }
 
 /**
- * dedup → seq → route → fan-out (design §3.3). Every source (ingest socket,
+ * dedup → seq → route → fan-out. Every source (ingest socket,
  * table poller, programmatic API) hands validated events to `accept`; this is
- * the `EventSink` of the conventions. Serializes each event once and sends the
+ * the one sink of events. Serializes each event once and sends the
  * same Buffer to every recipient.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { accepted: 0, duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0 } };
+  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0 } };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
   private seq = 0;
 
   constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string) {
     this.epoch = epoch;
-  }
-
-  get lastSeq(): number {
-    return this.seq;
   }
 
   /** True when the id is inside the dedup window (already fanned out). */
@@ -54,10 +49,8 @@ export class Pipeline {
       return { delivered: false, seq: 0, recipients: 0 };
     }
     const seq = ++this.seq;
-    this.counters.accepted++;
     this.counters.bySource[source]++;
-    const data = Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq }));
-    const recipients = this.hub.deliver(event, data);
+    const recipients = this.hub.deliver(event, () => Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq })));
     this.counters.deliveries += recipients;
     return { delivered: true, seq, recipients };
   }

@@ -1,10 +1,10 @@
 /**
- * The TeamPass wire dialect (docs/protocol.md, reference §4): every server
+ * The TeamPass wire dialect (docs/protocol.md): every server
  * message shape and every error code, as pure builders. No Node imports, so
  * the browser client can share it.
  */
 
-/** Client actions the gateway knows (reference §4.2 allow-list). */
+/** Client actions the gateway knows: TeamPass's allow-list (docs/protocol.md §Actions). */
 export const ACTIONS = [
   'subscribe',
   'unsubscribe',
@@ -38,7 +38,7 @@ export const ErrorCode = {
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Fixed TeamPass messages (reference §4.3), so replies match the PHP daemon byte for byte where it matters. */
+/** Fixed TeamPass messages (docs/protocol.md §Message handling), so replies match the PHP daemon byte for byte where it matters. */
 export const Msg = {
   authRateLimited: 'Too many failed authentication attempts.',
   authFailed: 'Authentication required. Provide a valid session or JWT token.',
@@ -82,12 +82,12 @@ export function connectedMessage(c: ConnectedInfo): Record<string, unknown> {
     server_time: c.serverTime,
     config: { ping_interval: c.pingInterval },
   };
-  // TeamPass sends reconnect_token only for ws_token auth (reference §4.3).
+  // TeamPass sends reconnect_token only for ws_token auth (docs/protocol.md §connected).
   if (c.reconnectToken !== null) m.reconnect_token = c.reconnectToken;
   return m;
 }
 
-/** Connection-level error: no `request_id` key at all (reference §4.4). */
+/** Connection-level error: no `request_id` key at all (docs/protocol.md §Message handling). */
 export function connectionError(code: ErrorCodeValue, message: string): Record<string, unknown> {
   return { type: 'error', error_code: code, message };
 }

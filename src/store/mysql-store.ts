@@ -1,7 +1,7 @@
 /**
  * The TeamPass store: the real TeamPass database (MySQL 8 / MariaDB 10.6+)
  * through a small mysql2 pool, or an empty database given tp-ws's full schema.
- * Queries follow reference §2.4; the contract is `store.ts`.
+ * The queries are those of TeamPass 3.2's own daemon; the contract is `store.ts`.
  */
 import { createHash } from 'node:crypto';
 import {

@@ -70,13 +70,13 @@ export function toUser(r: UserRow): UserRecord {
     login: r.login,
     name: r.name,
     lastname: r.lastname,
-    // TeamPass compares `admin === '1'` on its string rows (reference §2.4 step 6).
+    // TeamPass's daemon compares `admin === '1'` on its string rows.
     isAdmin: Number(r.admin) === 1,
     disabled: Number(r.disabled) === 1,
   };
 }
 
-/** Columns of the lock queries (reference §2.4, subscribe to folder / kb). */
+/** Columns of the lock queries (`subscribe` to a folder or the KB, docs/protocol.md §subscribe). */
 export interface LockRow {
   id: number | string;
   user_login: string;

@@ -98,7 +98,7 @@ export interface Store {
   /** Cheap round trip; rejects when the database is unreachable. */
   ping(): Promise<void>;
 
-  // --- authentication (reference §2.4) -------------------------------------
+  // --- authentication (docs/protocol.md §Authentication) ---------------------
   /** The unexpired token's enabled user, or null. */
   findTokenUser(token: string): Promise<TokenUser | null>;
   /** An enabled user by id, or null. */

@@ -308,7 +308,7 @@ describePhp('PHP emitter', () => {
     });
 
     describe('TeamPass drop-in', () => {
-      /** TeamPass-shaped calls: the helpers of reference §6, and values that stress json_encode. */
+      /** TeamPass-shaped calls: the events TeamPass emits, and values that stress json_encode. */
       const CASES = [
         { event_type: 'item_updated', target_type: 'folder', target_id: 10, exclude_user_id: 1, payload: { item_id: 42, folder_id: 10, label: 'Compte « Ünïcødé » 日本語 😀 / \\ "quotes"', updated_by: 'alice' } },
         { event_type: 'item_edition_stopped', target_type: 'folder', target_id: 10, payload: { item_id: 7, folder_id: 10, user_login: 'bob', user_display_name: 'Bob D', user_id: 2 } },

@@ -1,9 +1,9 @@
 <?php
 /**
  * A faithful re-implementation, on PDO, of what TeamPass 3.2's own
- * emitWebSocketEvent() writes (shared/reference/teampass-3.2-websocket.md
- * §2.5, steps 2-6; step 1, the notification centre, is TeamPass's and stays
- * outside both this and the drop-in). MeekroDB's DB::insert() becomes a
+ * emitWebSocketEvent() writes (app/sources/main.functions.php, steps 2-6;
+ * step 1, the notification centre, is TeamPass's and stays outside both
+ * this and the drop-in). MeekroDB's DB::insert() becomes a
  * prepared INSERT of the same four columns; created_at and processed take
  * their defaults, event_uuid stays NULL.
  */

@@ -8,7 +8,7 @@ const limits = { maxPayloadBytes: 1024 };
 const newId = () => 'generated';
 
 describe('parseEvent', () => {
-  it('accepts the design §2 shape and assigns an id when absent', () => {
+  it('accepts the event shape of docs/ingest.md and assigns an id when absent', () => {
     const e = parseEvent({ event_type: 'item_updated', target_type: 'folder', target_id: 5, payload: { item_id: 1 } }, limits, newId, 1000);
     expect(e).toMatchObject({ id: 'generated', eventType: 'item_updated', targetType: 'folder', targetId: 5, excludeUserId: null, createdAt: 1000 });
     expect(JSON.parse(e.payloadJson)).toEqual({ item_id: 1 });
