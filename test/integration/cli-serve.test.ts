@@ -65,9 +65,13 @@ describe('tp-ws serve (the real CLI process)', () => {
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}`)));
     });
-    const logs: Record<string, unknown>[] = [];
-    createInterface({ input: child.stdout! }).on('line', (l) => logs.push(JSON.parse(l)));
-    await new Promise((r) => setTimeout(r, 50));
+    const started = new Promise<Record<string, unknown>>((resolve) => {
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        const line = JSON.parse(l) as Record<string, unknown>;
+        if (line.msg === 'tp-ws started') resolve(line);
+      });
+    });
+    expect(await started).toMatchObject({ port });
     expect(banner.join('\n')).toMatch(/npx tp-ws tail --user 1/);
     expect(banner.join('\n')).toMatch(/ingest: .*ingest\.sock/);
 
@@ -80,7 +84,6 @@ describe('tp-ws serve (the real CLI process)', () => {
     });
     const { client, connected } = await TestClient.login(`ws://127.0.0.1:${port}/ws?token=${token}`);
     expect(connected.user_id).toBe(5);
-    expect(logs.find((l) => l.msg === 'tp-ws started')).toMatchObject({ port });
 
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
