@@ -23,7 +23,7 @@ const BENCHES: Record<string, Bench> = {
   },
   'ingest-throughput': () => benchIngestThroughput({ events: 100_000, batch: 1 }),
   'ingest-throughput-batched': () => benchIngestThroughput({ events: 100_000, batch: 100 }),
-  'sqlite-stall': () => benchSqliteStall({ lock: { ratePerSec: 1000, seconds: 3, lockAtMs: 500, lockMs: 1000 }, rate: { ratePerSec: 10_000, seconds: 5 } }),
+  'sqlite-stall': () => benchSqliteStall({ idleSeconds: 3, lock: { ratePerSec: 1000, seconds: 3, lockAtMs: 500, lockMs: 1000 }, rate: { ratePerSec: 10_000, seconds: 5 } }),
   'emit-cold-start': () => benchEmitColdStart({ runs: 30 }),
   'php-emit': () => benchPhpEmit({ events: 5000 }),
   'php-emit-ack-delivery': () => benchPhpEmit({ events: 5000, ackAfter: 'delivery' }),

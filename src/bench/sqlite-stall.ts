@@ -2,15 +2,16 @@
  * `sqlite-stall`: the longest event-loop stall of the daemon's main thread
  * while it journals socket events on the embedded store (issue #7), taken
  * with `perf_hooks.monitorEventLoopDelay` (1 ms resolution) inside the
- * daemon process, in two scenarios:
+ * daemon process, in these scenarios:
  *
  * - `lock`: 1,000 events/s for 3 s; 0.5 s in, this (another) process takes
  *   the SQLite write lock (`BEGIN IMMEDIATE`) and holds it for 1 s;
- * - `rate`: 10,000 events/s for 5 s.
+ * - `rate`: 10,000 events/s for 5 s;
+ * - `idle`: no events for 3 s, the daemon only: the machine's own noise.
  *
  * Events go through the ingest socket as NDJSON single-event frames; the
  * measurement runs from the first measured event to the last ack. Each
- * scenario runs against two child processes:
+ * loaded scenario runs against two child processes:
  *
  * - `daemon`: a real daemon (`Daemon.start`, SQLite in its worker thread);
  * - `sync-floor`: the "before" reference, what the daemon did until the
@@ -45,6 +46,8 @@ const PREFIX = 'teampass_';
 type Mode = 'daemon' | 'sync-floor';
 
 export interface SqliteStallOptions {
+  /** `idle` reference: seconds of an idle daemon. */
+  idleSeconds: number;
   /** `lock` scenario: events/s, seconds, when the lock is taken and for how long (ms). */
   lock: { ratePerSec: number; seconds: number; lockAtMs: number; lockMs: number };
   /** `rate` scenario: events/s and seconds. */
@@ -78,7 +81,10 @@ interface ChildReady {
 }
 
 export async function benchSqliteStall(o: SqliteStallOptions): Promise<Record<string, unknown>> {
-  const scenarios: Record<string, unknown> = {};
+  // The machine's own noise: the same daemon with no events at all. On a
+  // shared machine the scheduler alone can stall a loop for tens of ms.
+  process.stderr.write('  idle / daemon…\n');
+  const scenarios: Record<string, unknown> = { idle: { daemon: await runScenario('daemon', 0, o.idleSeconds, null) } };
   for (const [scenario, load] of [['lock', o.lock], ['rate', o.rate]] as const) {
     const byMode: Record<string, unknown> = {};
     for (const mode of ['daemon', 'sync-floor'] as const) {
@@ -92,6 +98,7 @@ export async function benchSqliteStall(o: SqliteStallOptions): Promise<Record<st
     store: 'sqlite',
     what: 'longest event-loop stall of the main thread (monitorEventLoopDelay, 1 ms resolution)',
     lock: `${o.lock.ratePerSec} events/s for ${o.lock.seconds} s; another process holds the write lock for ${o.lock.lockMs} ms from ${o.lock.lockAtMs} ms`,
+    idle: `no events for ${o.idleSeconds} s (the machine's noise floor)`,
     rate: `${o.rate.ratePerSec} events/s for ${o.rate.seconds} s`,
     target_max_ms: 20,
     ...scenarios,
@@ -137,12 +144,13 @@ function countAcks(sock: Socket): { count: number; pending: number } {
   return n;
 }
 
-/** Write `ratePerSec` events/s for `seconds` in 10 ms ticks; returns the running total sent. */
+/** Write `ratePerSec` events/s (0: none) for `seconds` in 10 ms ticks; returns the running total sent. */
 async function send(sock: Socket, ratePerSec: number, seconds: number, sentBefore: number): Promise<number> {
   const total = Math.round(ratePerSec * seconds);
   const start = Date.now();
   let sent = 0;
-  while (sent < total) {
+  const end = start + seconds * 1000;
+  while (sent < total || Date.now() < end) {
     const due = Math.min(total, Math.ceil(((Date.now() - start + 10) / 1000) * ratePerSec));
     let chunk = '';
     for (; sent < due; sent++) {
