@@ -147,6 +147,21 @@ describe('IngestClient', () => {
       expect(await split).toEqual(ok('d', 4));
     });
 
+    it('skips a blank line among the acks of one read', async () => {
+      const { client, peer } = await connected();
+      peer.socket.write(`${JSON.stringify(ok('a', 1))}\n\n${JSON.stringify(ok('b', 2))}\r\n`);
+      expect(await client.nextAck()).toEqual(ok('a', 1));
+      expect(await client.nextAck()).toEqual(ok('b', 2));
+    });
+
+    it('refuses a line holding two values, after the acks before it', async () => {
+      const { client, peer } = await connected();
+      peer.socket.write(`${JSON.stringify(ok('a', 1))}\n${JSON.stringify(ok('b', 2))},${JSON.stringify(ok('c', 3))}\n`);
+      await client.closed;
+      expect(await client.nextAcks()).toEqual([ok('a', 1)]);
+      await expect(client.nextAck()).rejects.toMatchObject({ code: 'TPWS_ERR_BAD_FRAME', message: 'the daemon answered with an unreadable ack' });
+    });
+
     it('pipelines request(): the promises settle in frame order', async () => {
       const { client, peer } = await connected();
       const acks = ['a', 'b', 'c'].map((id) => client.request(ev(id)));
@@ -165,6 +180,27 @@ describe('IngestClient', () => {
       expect(ack).toEqual(batch);
       expect(isBatchAck(ack)).toBe(true);
       expect(isBatchAck({ ok: false, error: { code: 'TPWS_ERR_BATCH_TOO_LARGE', message: 'split it' } })).toBe(false);
+    });
+  });
+
+  describe('#nextAcks', () => {
+    it('takes every ack received so far, in frame order, and waits when there is none', async () => {
+      const { client, peer } = await connected();
+      const first = client.nextAck();
+      const rest = client.nextAcks();
+      peer.socket.write(['a', 'b', 'c'].map((id, i) => `${JSON.stringify(ok(id, i + 1))}\n`).join(''));
+      expect(await first).toEqual(ok('a', 1));
+      expect(await rest).toEqual([ok('b', 2), ok('c', 3)]);
+      peer.socket.write(`${JSON.stringify(ok('d', 4))}\n`);
+      expect(await client.nextAcks()).toEqual([ok('d', 4)]);
+    });
+
+    it('hands out the acks before a bad one, then rejects', async () => {
+      const { client, peer } = await connected();
+      peer.socket.write(`${JSON.stringify(ok('a', 1))}\n${JSON.stringify(ok('b', 2))}\nnot json\n`);
+      await client.closed;
+      expect(await client.nextAcks()).toEqual([ok('a', 1), ok('b', 2)]);
+      await expect(client.nextAcks()).rejects.toMatchObject({ code: 'TPWS_ERR_BAD_FRAME', message: 'the daemon answered with an unreadable ack' });
     });
   });
 
