@@ -193,7 +193,9 @@ describe('ingest flow control', () => {
   it('stops reading a sender that does not read its acks, and goes on when it does', async () => {
     const d = await startDaemon();
     try {
-      const total = 30_000;
+      // Acks of ~40 bytes each: 60,000 of them are well past the 1 MiB of unread
+      // acks the daemon allows plus what the kernel buffers, however fast the journal.
+      const total = 60_000;
       const sender = await IngestClient.connect(d.daemon.ingest!.path);
       sender.socket.pause(); // read no acks
       const frames: Buffer[] = [];
@@ -290,9 +292,11 @@ describeStores('retention', ({ newStoreUrl }) => {
       await sql.seedToken(1, 'e'.repeat(64), -60);
       await sql.seedToken(1, 'a'.repeat(64), 3600);
       const uuids = async () => (await sql.execSql<{ event_uuid: string }>("SELECT event_uuid FROM {{prefix}}websocket_events WHERE event_type = 'r' ORDER BY event_uuid")).map((r) => r.event_uuid);
-      await until(async () => (await uuids()).length === 1, 'retention cleanup');
+      const tokens = async () => (await sql.execSql<{ token: string }>('SELECT token FROM {{prefix}}websocket_tokens')).map((r) => r.token);
+      // The two deletes are two calls: wait for both.
+      await until(async () => (await uuids()).length === 1 && (await tokens()).length === 1, 'retention cleanup');
       expect(await uuids()).toEqual(['recent']);
-      expect((await sql.execSql<{ token: string }>('SELECT token FROM {{prefix}}websocket_tokens')).map((r) => r.token)).toEqual(['a'.repeat(64)]);
+      expect(await tokens()).toEqual(['a'.repeat(64)]);
     } finally {
       await sql.close();
       await d.stop();
