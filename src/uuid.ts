@@ -1,7 +1,14 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let counter = 0;
+
+/**
+ * Random bytes for 256 ids, filled in one call: one `randomFillSync` per id
+ * was a measurable share of the ingest's time at 10,000 events/s.
+ */
+const POOL = Buffer.alloc(16 * 256);
+let poolAt = POOL.length;
 
 /**
  * A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Within one
@@ -19,7 +26,13 @@ export function uuidv7(now = Date.now()): string {
     lastMs = now;
     counter = 0;
   }
-  const b = randomBytes(16);
+  if (poolAt === POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  // A view: the pool bytes are used once, so they are set in place.
+  const b = POOL.subarray(poolAt, poolAt + 16);
+  poolAt += 16;
   const ms = lastMs;
   b[0] = Math.floor(ms / 2 ** 40) & 0xff;
   b[1] = Math.floor(ms / 2 ** 32) & 0xff;
