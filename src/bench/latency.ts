@@ -1,6 +1,6 @@
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { IngestClient } from '../ingest/client.js';
 import { ClientProcess, DaemonProcess, percentiles, sleep } from './harness.js';
 
 export interface LatencyOptions {
@@ -21,21 +21,23 @@ export async function benchSocketLatency(o: LatencyOptions): Promise<Record<stri
   const daemon = await DaemonProcess.start();
   const clients = await ClientProcess.start(daemon, o.clients);
   try {
-    const sock = connect(daemon.socket);
-    await new Promise((r) => sock.once('connect', r));
-    let acks = 0;
-    sock.on('data', (b: Buffer) => { for (const c of b) if (c === 0x0a) acks++; });
+    const client = await IngestClient.connect(daemon.socket, { timeoutMs: 60_000 });
     const total = o.ratePerSec * o.seconds;
+    let acks = 0;
+    // A connection that fails shows as `acked` < `events`.
+    const reader = (async () => {
+      while (acks < total) acks += (await client.nextAcks()).length;
+    })().catch(() => undefined);
     const tickMs = 10;
     const perTick = Math.max(1, Math.round((o.ratePerSec * tickMs) / 1000));
     const start = Date.now();
     let sent = 0;
     while (sent < total) {
-      let chunk = '';
+      const frames = [];
       for (let i = 0; i < perTick && sent < total; i++, sent++) {
-        chunk += JSON.stringify({ event_type: 'bench', target_type: 'user', target_id: (sent % o.clients) + 1, payload: { t0: process.hrtime.bigint().toString(), n: sent } }) + '\n';
+        frames.push({ event_type: 'bench', target_type: 'user', target_id: (sent % o.clients) + 1, payload: { t0: process.hrtime.bigint().toString(), n: sent } });
       }
-      sock.write(chunk);
+      client.sendAll(frames); // one write per tick
       const next = start + (sent / o.ratePerSec) * 1000;
       await sleep(Math.max(0, next - Date.now()));
     }
@@ -43,7 +45,8 @@ export async function benchSocketLatency(o: LatencyOptions): Promise<Record<stri
     while (acks < total && Date.now() < deadline) await sleep(20);
     await sleep(200);
     const r = await clients.report();
-    sock.end();
+    await client.close();
+    await reader;
     return {
       name: 'socket-ingest-to-client-latency',
       clients: o.clients,
