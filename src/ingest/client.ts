@@ -127,7 +127,7 @@ export class IngestClient {
     socket.on('error', (err: NodeJS.ErrnoException) => this.#fail(new TpWsError('TPWS_ERR_UNAVAILABLE', describeSocketError(err), { cause: err })));
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
-        this.#fail(unavailable(this.#ending ? 'the connection was closed by the sender' : 'the daemon closed the connection'));
+        if (this.#failure === null) this.#fail(unavailable(this.#ending ? 'the connection was closed by the sender' : 'the daemon closed the connection'));
         resolve();
       });
     });
@@ -286,7 +286,12 @@ export class IngestClient {
    */
   #readLines(buf: Buffer): TpWsError | null {
     const end = buf.lastIndexOf(0x0a);
-    if (end < 0) return this.#keep(buf, 0);
+    if (end < 0) {
+      // No ack is this long: the peer is not the daemon.
+      if (buf.length > MAX_ACK_BYTES) return unreadableAck();
+      this.#rest = buf;
+      return null;
+    }
     let lines = 1;
     for (let nl = buf.indexOf(0x0a); nl < end; nl = buf.indexOf(0x0a, nl + 1)) lines++;
     const text = buf.toString('utf8', 0, end);
@@ -300,7 +305,7 @@ export class IngestClient {
     // A blank or broken line (or, from a peer that forges acks anyway, a line
     // holding two values): one line at a time, to keep the acks before it.
     if (!Array.isArray(acks) || acks.length !== lines) return this.#readLineByLine(text);
-    for (const ack of acks) if (!this.#queue(ack)) return badAck('the daemon answered with an unexpected ack');
+    for (const ack of acks) if (!this.#queue(ack)) return unexpectedAck();
     return null;
   }
 
@@ -311,9 +316,9 @@ export class IngestClient {
       try {
         ack = JSON.parse(line);
       } catch {
-        return badAck('the daemon answered with an unreadable ack');
+        return unreadableAck();
       }
-      if (!this.#queue(ack)) return badAck('the daemon answered with an unexpected ack');
+      if (!this.#queue(ack)) return unexpectedAck();
     }
     return null;
   }
@@ -323,25 +328,24 @@ export class IngestClient {
     let at = 0;
     while (buf.length - at >= 4) {
       const len = buf.readUInt32BE(at);
-      if (len > MAX_ACK_BYTES) return badAck('the daemon answered with an unreadable ack');
+      if (len > MAX_ACK_BYTES) return unreadableAck();
       if (buf.length - at - 4 < len) break;
       let ack: unknown;
       try {
         ack = codec.decodeMsgpack(buf.subarray(at + 4, at + 4 + len));
       } catch {
-        return badAck('the daemon answered with an unreadable ack');
+        return unreadableAck();
       }
-      if (!this.#queue(ack)) return badAck('the daemon answered with an unexpected ack');
+      if (!this.#queue(ack)) return unexpectedAck();
       at += 4 + len;
     }
-    return this.#keep(buf, at);
+    this.#keep(buf, at);
+    return null;
   }
 
   /** Hold the bytes from `at` on for the next chunk (a copy: the chunk is not pinned). */
-  #keep(buf: Buffer, at: number): TpWsError | null {
+  #keep(buf: Buffer, at: number): void {
     this.#rest = at === buf.length ? null : Buffer.from(buf.subarray(at));
-    // No ack is this long: the peer is not the daemon.
-    return this.#rest !== null && this.#rest.length > MAX_ACK_BYTES ? badAck('the daemon answered with an unreadable ack') : null;
   }
 
   /**
@@ -416,8 +420,12 @@ function unavailable(message: string): TpWsError {
   return new TpWsError('TPWS_ERR_UNAVAILABLE', message);
 }
 
-function badAck(message: string): TpWsError {
-  return new TpWsError('TPWS_ERR_BAD_FRAME', message);
+function unreadableAck(): TpWsError {
+  return new TpWsError('TPWS_ERR_BAD_FRAME', 'the daemon answered with an unreadable ack');
+}
+
+function unexpectedAck(): TpWsError {
+  return new TpWsError('TPWS_ERR_BAD_FRAME', 'the daemon answered with an unexpected ack');
 }
 
 /**
