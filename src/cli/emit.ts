@@ -23,10 +23,11 @@ import { parseArgs } from 'node:util';
 
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { isTpWsError } from '../errors.js';
+import { TpWsError, isTpWsError } from '../errors.js';
 import { EventInvalid, parseEvent, type BridgeEvent } from '../event.js';
 import { IngestClient, isBatchAck, type IngestAck } from '../ingest/client.js';
-import type { Store } from '../store/store.js';
+import type { CommandStore } from '../store/command-store.js';
+import { redactStoreUrl } from '../store/store-url.js';
 import { uuidv7 } from '../uuid.js';
 
 /** Exit codes; a shell script branches on them (docs/emit.md). */
@@ -164,12 +165,6 @@ interface Item {
   fallbackReason?: string;
 }
 
-class UsageError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 /** Flag names for validation messages of the flag form. */
 const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   event_type: 'EVENT_TYPE',
@@ -203,13 +198,13 @@ function readPayload(spec: string | undefined): unknown {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new UsageError('TPWS_ERR_INVALID_EVENT', `${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new TpWsError('TPWS_ERR_INVALID_EVENT', `${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new UsageError('TPWS_ERR_INVALID_EVENT', `${where}: not valid JSON (${(err as Error).message})`);
+    throw new TpWsError('TPWS_ERR_INVALID_EVENT', `${where}: not valid JSON (${(err as Error).message})`);
   }
 }
 
@@ -308,9 +303,7 @@ function errorText(err: unknown): string {
 }
 
 async function storeInTable(items: Item[], cfg: Readonly<Config>, socketLabel: string): Promise<void> {
-  const url = cfg.store.url;
-  const mod = await import('../store/open-store.js');
-  const label = `table ${mod.redactStoreUrl(url)}`;
+  const label = `table ${redactStoreUrl(cfg.store.url)}`;
   const fail = (reason: string): void => {
     for (const it of items) {
       if (it.outcome) continue;
@@ -318,9 +311,9 @@ async function storeInTable(items: Item[], cfg: Readonly<Config>, socketLabel: s
     }
   };
 
-  let store: Store;
+  let store: CommandStore;
   try {
-    store = mod.openStore(url, cfg.store.tablePrefix);
+    store = await (await import('../store/command-store.js')).openCommandStore(cfg);
   } catch (err) {
     fail(errorText(err));
     return;
@@ -380,7 +373,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 function parseTimeout(value: string | undefined): number {
   if (value === undefined) return DEFAULT_TIMEOUT_MS;
-  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 1) throw new UsageError('TPWS_ERR_CONFIG_INVALID', '--timeout: must be a number of milliseconds from 1 to 999999');
+  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 1) throw new TpWsError('TPWS_ERR_CONFIG_INVALID', '--timeout: must be a number of milliseconds from 1 to 999999');
   return Number(value);
 }
 
@@ -402,7 +395,7 @@ export async function run(io: EmitIo): Promise<number> {
   } catch (err) {
     // parseArgs messages span lines: keep the one-line promise of the output.
     const message = (err as Error).message.replace(/\s*\n\s*/g, ' ');
-    const code = err instanceof UsageError ? err.code : 'TPWS_ERR_CONFIG_INVALID';
+    const code = isTpWsError(err) ? err.code : 'TPWS_ERR_CONFIG_INVALID';
     report({ kind: 'invalid', code, message: `${message} (see tp-ws-emit --help)` });
     return EXIT.INVALID;
   }
@@ -433,7 +426,7 @@ export async function run(io: EmitIo): Promise<number> {
     if (values.stdin) {
       const misplaced = ['user', 'folder', 'kb', 'broadcast', 'payload', 'exclude-user', 'id'].filter((k) => values[k as keyof typeof values] !== undefined);
       if (positionals.length > 0 || misplaced.length > 0) {
-        throw new UsageError('TPWS_ERR_CONFIG_INVALID', `--stdin reads whole events from stdin: EVENT_TYPE and ${misplaced.map((k) => `--${k}`).join(', ') || 'the event flags'} are not allowed with it`);
+        throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `--stdin reads whole events from stdin: EVENT_TYPE and ${misplaced.map((k) => `--${k}`).join(', ') || 'the event flags'} are not allowed with it`);
       }
       const text = await io.readStdin();
       const lines = text.split('\n');
@@ -460,8 +453,7 @@ export async function run(io: EmitIo): Promise<number> {
       items.push(buildFromFlags(values, positionals, limits));
     }
   } catch (err) {
-    if (err instanceof UsageError) report({ kind: 'invalid', code: err.code, message: err.message });
-    else if (err instanceof EventInvalid) report({ kind: 'invalid', code: 'TPWS_ERR_INVALID_EVENT', message: flagMessage(err) });
+    if (err instanceof EventInvalid) report({ kind: 'invalid', code: 'TPWS_ERR_INVALID_EVENT', message: flagMessage(err) });
     else if (isTpWsError(err)) report({ kind: 'invalid', code: err.code, message: err.message });
     else throw err;
     return EXIT.INVALID;
@@ -544,18 +536,18 @@ function parse(argv: string[]) {
 type Flags = ReturnType<typeof parse>['values'];
 
 function buildFromFlags(values: Flags, positionals: string[], limits: { maxPayloadBytes: number }): Item {
-  if (positionals.length === 0) throw new UsageError('TPWS_ERR_INVALID_EVENT', 'EVENT_TYPE is missing (tp-ws-emit EVENT_TYPE --user ID …, or --stdin)');
-  if (positionals.length > 1) throw new UsageError('TPWS_ERR_INVALID_EVENT', `one EVENT_TYPE only (got ${positionals.length} arguments: ${positionals.join(' ')})`);
+  if (positionals.length === 0) throw new TpWsError('TPWS_ERR_INVALID_EVENT', 'EVENT_TYPE is missing (tp-ws-emit EVENT_TYPE --user ID …, or --stdin)');
+  if (positionals.length > 1) throw new TpWsError('TPWS_ERR_INVALID_EVENT', `one EVENT_TYPE only (got ${positionals.length} arguments: ${positionals.join(' ')})`);
   const targets = (['user', 'folder', 'kb', 'broadcast'] as const).filter((t) => values[t] !== undefined && values[t] !== false);
   if (targets.length !== 1) {
-    throw new UsageError('TPWS_ERR_INVALID_EVENT', targets.length === 0
+    throw new TpWsError('TPWS_ERR_INVALID_EVENT', targets.length === 0
       ? 'a target is required: --user ID, --folder ID, --kb or --broadcast'
       : `only one target: got ${targets.map((t) => `--${t}`).join(' and ')}`);
   }
   const target = targets[0];
   const payload = readPayload(values.payload);
   if (values.payload !== undefined && (typeof payload !== 'object' || payload === null || (Array.isArray(payload) && payload.length > 0))) {
-    throw new UsageError('TPWS_ERR_INVALID_EVENT', '--payload: must be a JSON object, e.g. {"item_id":42}');
+    throw new TpWsError('TPWS_ERR_INVALID_EVENT', '--payload: must be a JSON object, e.g. {"item_id":42}');
   }
   const input: Record<string, unknown> = { event_type: positionals[0], target_type: target, payload };
   if (target === 'user' || target === 'folder') input.target_id = values[target]; // a digit string: parseEvent converts it, or names the rule
@@ -564,7 +556,7 @@ function buildFromFlags(values: Flags, positionals: string[], limits: { maxPaylo
   try {
     return buildItem(input, limits);
   } catch (err) {
-    if (err instanceof EventInvalid && err.field === 'target_id') throw new UsageError('TPWS_ERR_INVALID_EVENT', `--${target}: ${err.rule}`);
+    if (err instanceof EventInvalid && err.field === 'target_id') throw new TpWsError('TPWS_ERR_INVALID_EVENT', `--${target}: ${err.rule}`);
     throw err;
   }
 }

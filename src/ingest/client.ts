@@ -142,7 +142,7 @@ export class IngestClient {
    */
   static async connect(path: string, options: IngestClientOptions = {}): Promise<IngestClient> {
     const o = { ...DEFAULTS, ...options };
-    if (!(o.timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number of milliseconds, not ${o.timeoutMs}`);
+    if (!(o.timeoutMs > 0)) throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `in IngestClient: timeoutMs must be a positive number of milliseconds, not ${o.timeoutMs}`);
     const codec = o.encoding === 'msgpack' ? await import('./msgpack-codec.js') : null;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = createConnection({ path });

@@ -99,3 +99,24 @@ describe('docs/protocol.md close codes', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------
+// Every error the product throws carries a code of the catalogue (src/errors.ts):
+// no bare Error, TypeError or RangeError is thrown or rejected with in src/
+// (the benchmarks, not part of the package, excepted).
+// ---------------------------------------------------------------------------
+
+describe('errors thrown by the product', () => {
+  it('all come from the catalogue', () => {
+    const root = new URL('../../src/', import.meta.url);
+    const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.startsWith('bench/'));
+    const bare: string[] = [];
+    for (const f of files) {
+      readFileSync(new URL(f, root), 'utf8').split('\n').forEach((line, i) => {
+        if (/(throw|reject\()\s*new (?!TpWsError\b|EventInvalid\b)[A-Z]\w*\(/.test(line)) bare.push(`src/${f}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(files.length).toBeGreaterThan(20);
+    expect(bare).toEqual([]);
+  });
+});

@@ -119,7 +119,7 @@ describe('IngestClient', () => {
     });
 
     it('refuses a timeout that is not a positive number', async () => {
-      await expect(IngestClient.connect(join(dir, 'absent.sock'), { timeoutMs: 0 })).rejects.toThrow(RangeError);
+      await expect(IngestClient.connect(join(dir, 'absent.sock'), { timeoutMs: 0 })).rejects.toMatchObject({ code: 'TPWS_ERR_CONFIG_INVALID' });
     });
   });
 
