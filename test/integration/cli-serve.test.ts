@@ -25,11 +25,24 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
   });
 }
 
+interface Served {
+  child: ChildProcess;
+  port: number;
+  banner: string[];
+  /** The daemon's `tp-ws started` log line (stdout). */
+  started: Promise<Record<string, unknown>>;
+}
+
 /** Start `tp-ws serve` with these flags; resolves with the banner once it names the port. */
-async function serve(args: string[]): Promise<{ child: ChildProcess; port: number; banner: string[] }> {
+async function serve(args: string[]): Promise<Served> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const banner: string[] = [];
-  child.stdout!.resume();
+  const started = new Promise<Record<string, unknown>>((resolve) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      const line = JSON.parse(l) as Record<string, unknown>;
+      if (line.msg === 'tp-ws started') resolve(line);
+    });
+  });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stderr! }).on('line', (line) => {
       banner.push(line);
@@ -40,7 +53,7 @@ async function serve(args: string[]): Promise<{ child: ChildProcess; port: numbe
   });
   // The banner is written in one piece: every line has arrived with the first.
   await new Promise((r) => setImmediate(r));
-  return { child, port, banner };
+  return { child, port, banner, started };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -55,22 +68,7 @@ describe('tp-ws serve (the real CLI process)', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('starts on an ephemeral port, prints how to connect, and on SIGTERM closes sockets with 4200 and exits 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--admin-port', '0', '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const banner: string[] = [];
-    const port = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stderr! }).on('line', (line) => {
-        banner.push(line);
-        const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(line);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code}`)));
-    });
-    const started = new Promise<Record<string, unknown>>((resolve) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
-        const line = JSON.parse(l) as Record<string, unknown>;
-        if (line.msg === 'tp-ws started') resolve(line);
-      });
-    });
+    const { child, port, banner, started } = await serve(['--port', '0', '--admin-port', '0', '--state-dir', dir]);
     expect(await started).toMatchObject({ port });
     expect(banner.join('\n')).toMatch(/npx tp-ws tail --user 1/);
     expect(banner.join('\n')).toMatch(/ingest: .*ingest\.sock/);
