@@ -54,3 +54,14 @@ export function clientAddress(peer: string | undefined, headers: ForwardingHeade
 export function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip === '';
 }
+
+/**
+ * Whether failed authentications from this address count against it
+ * (docs/protocol.md §Client address): not for loopback (TeamPass's rule),
+ * and not for a trusted proxy's own address when it forwarded none, since
+ * every client behind it shares that address and one bad client would lock
+ * all of them out.
+ */
+export function countsAuthFailures(addr: ClientAddress): boolean {
+  return !isLoopback(addr.ip) && !addr.unforwarded;
+}

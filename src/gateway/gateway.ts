@@ -14,7 +14,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
 import type { Store } from '../store/store.js';
 import { handleAction, type ActionContext, type ClientMessage } from './actions.js';
-import { clientAddress, isLoopback } from './client-ip.js';
+import { clientAddress, countsAuthFailures } from './client-ip.js';
 import { AuthFailureLimiter, SlidingLog } from './rate-limit.js';
 
 const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
@@ -187,9 +187,7 @@ export class Gateway {
 
   private async authenticate(conn: Conn, token: string | null): Promise<void> {
     const now = Date.now();
-    // A proxy's own address is shared by everyone behind it: counting failures
-    // against it would let one client lock every user out (docs/protocol.md §Client address).
-    const exempt = isLoopback(conn.ip) || conn.sharedAddress;
+    const exempt = !countsAuthFailures({ ip: conn.ip, unforwarded: conn.sharedAddress });
     if (!exempt && this.authLimiter.isBlocked(conn.ip, now)) {
       this.counters.authRateLimited++;
       this.log.warn({ ip: conn.ip }, 'auth rate limit exceeded by IP');

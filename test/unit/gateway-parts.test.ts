@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuthFailureLimiter, SlidingLog } from '../../src/gateway/rate-limit.js';
-import { clientAddress, isLoopback } from '../../src/gateway/client-ip.js';
+import { clientAddress, countsAuthFailures, isLoopback } from '../../src/gateway/client-ip.js';
 import { phpInt } from '../../src/gateway/actions.js';
 import { tokenFromUrl } from '../../src/gateway/gateway.js';
 import { CloseCode, CloseReason, reconnectPolicy } from '../../src/protocol/close-codes.js';
@@ -75,6 +75,14 @@ describe('clientAddress', () => {
   it('says when a trusted proxy forwarded no client address', () => {
     expect(ip('127.0.0.1', {})).toEqual({ ip: '127.0.0.1', unforwarded: true });
     expect(ip('10.0.0.5', { 'x-forwarded-for': 'garbage', 'x-real-ip': 'not-an-ip' })).toEqual({ ip: '10.0.0.5', unforwarded: true });
+  });
+
+  it('counts failed authentications per client, never against loopback or a proxy that forwarded no address', () => {
+    expect(countsAuthFailures(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1' }))).toBe(true);
+    expect(countsAuthFailures(ip('203.0.113.9', {}))).toBe(true);
+    expect(countsAuthFailures(ip('10.0.0.5', {}))).toBe(false); // a non-loopback proxy, nothing forwarded
+    expect(countsAuthFailures(ip('127.0.0.1', {}))).toBe(false);
+    expect(countsAuthFailures(ip('127.0.0.1', { 'x-real-ip': '127.0.0.1' }))).toBe(false);
   });
 
   it('knows loopback', () => {
