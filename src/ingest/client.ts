@@ -25,8 +25,11 @@ export interface IngestAccepted {
   seq: number;
   /** An event with this id was already delivered; it was not sent again. A success. */
   duplicate?: true;
-  /** Delivered, but not yet in the events table (the store is down or slow). */
-  journal?: 'pending';
+  /**
+   * Delivered, but not in the events table: `pending`, kept in memory and
+   * written when the store answers; `dropped`, the history lost it.
+   */
+  journal?: 'pending' | 'dropped';
 }
 
 /** An event or a whole frame the daemon rejected; `error.code` is from docs/errors.md. */

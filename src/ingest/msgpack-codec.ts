@@ -2,14 +2,15 @@
  * The msgpack side of the ingest wire (docs/ingest.md §Encoding): a frame is
  * a 4-byte big-endian length, then one msgpack value.
  *
- * Its own module so that only msgpack users load msgpackr: `IngestClient`
- * `import()`s it for a msgpack connection, and `tp-ws-emit` (NDJSON) never
- * does; its cold start is the budget (src/cli/emit.ts).
+ * One codec for both ends: the daemon's ingest socket, and `IngestClient`,
+ * which `import()`s it only for a msgpack connection, so `tp-ws-emit`
+ * (NDJSON) never loads msgpackr; its cold start is the budget.
  */
 import { Packr } from 'msgpackr';
 
-// The daemon's options (src/ingest/unix-socket.ts): plain maps, never records;
-// maps decode as objects and 64-bit integers as numbers, as JSON.parse would.
+// Shared by the daemon (src/ingest/unix-socket.ts) and the client: plain maps,
+// never records; maps decode as objects and 64-bit integers as numbers, as
+// JSON.parse would.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** One length-prefixed msgpack frame holding `value`. */

@@ -1,12 +1,12 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { Packr, Unpackr } from 'msgpackr';
 import { TpWsError, isTpWsError, type TpWsErrorCode } from '../errors.js';
 import { listen } from '../listen.js';
 import type { Logger } from '../log.js';
 import type { Intake, IntakeResult } from '../pipeline/intake.js';
 import type { JournalOutcome } from '../pipeline/journal.js';
+import { decodeMsgpack, encodeMsgpackFrame } from './msgpack-codec.js';
 import { FrameDecoder, type DecodedItem, type Encoding } from './frame-decoder.js';
 
 /** Connections served at once (docs/ingest.md §The socket). */
@@ -54,9 +54,6 @@ interface Conn {
   closing: boolean;
 }
 
-const packr = new Packr({ useRecords: false });
-// 64-bit integers decode as numbers (as JSON.parse would), not BigInt.
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /**
  * The ingest Unix socket (docs/ingest.md): frames of one event or a batch,
@@ -148,7 +145,7 @@ export class UnixSocketIngest {
     }
     let value: unknown;
     try {
-      value = enc === 'ndjson' ? JSON.parse(item.body.toString('utf8')) : unpackr.unpack(item.body);
+      value = enc === 'ndjson' ? JSON.parse(item.body.toString('utf8')) : decodeMsgpack(item.body);
     } catch (err) {
       this.counters.badFrames++;
       const what = enc === 'ndjson' ? 'JSON' : 'msgpack';
@@ -252,11 +249,7 @@ function annotate(ack: Ack, outcome: JournalOutcome): void {
 }
 
 function encodeAck(enc: Encoding, ack: Ack): Buffer | string {
-  if (enc === 'ndjson') return JSON.stringify(ack) + '\n';
-  const body = packr.pack(ack);
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(body.length, 0);
-  return Buffer.concat([head, body]);
+  return enc === 'ndjson' ? JSON.stringify(ack) + '\n' : encodeMsgpackFrame(ack);
 }
 
 /**
