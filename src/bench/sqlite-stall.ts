@@ -1,6 +1,6 @@
 /**
  * `sqlite-stall`: the longest event-loop stall of the daemon's main thread
- * while it journals socket events on the embedded store (issue #7), taken
+ * while it journals socket events on the embedded store, taken
  * with `perf_hooks.monitorEventLoopDelay` (1 ms resolution) inside the
  * daemon process, in these scenarios:
  *

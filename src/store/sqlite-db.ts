@@ -1,9 +1,10 @@
 /**
  * The embedded store's SQL: one better-sqlite3 connection and the synchronous
- * statements behind every `Store` method. Only `sqlite-worker.ts` builds one,
- * inside the worker thread, so none of these calls ever runs on the daemon's
- * event loop (issue #7: a write waiting for another process's lock blocked
- * the loop for up to `busy_timeout`).
+ * statements behind every `Store` method. The daemon builds one only inside
+ * `sqlite-worker.ts`'s thread, so none of these calls runs on its event loop
+ * (a write waiting for another process's lock used to block the loop for up
+ * to `busy_timeout`); a short-lived command with no loop to keep free
+ * (`tp-ws-emit`'s fallback, `command-store.ts`) opens one on its own thread.
  *
  * Bulk methods work on one chunk per call (`extendTokensChunk`,
  * `markProcessedChunk`, `deleteOldEventsChunk`, …): the worker loops over the

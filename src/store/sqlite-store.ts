@@ -7,7 +7,7 @@
  * better-sqlite3 is synchronous, so the connection lives in a worker thread
  * (`sqlite-worker.ts`) and this class only posts requests to it: the daemon's
  * event loop keeps running while a write waits for another process's lock or
- * a 100k-token refresh runs (issue #7).
+ * a 100k-token refresh runs.
  */
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';

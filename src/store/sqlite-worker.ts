@@ -1,15 +1,15 @@
 /**
  * The worker thread behind `SqliteStore`: it owns the better-sqlite3
  * connection (`SqliteDb`) and answers one reply per request, so the daemon's
- * event loop never waits on SQLite (issue #7: a write waiting for another
- * process's write lock used to block it for up to `busy_timeout`, 5 s).
+ * event loop never waits on SQLite (on the main thread, a write waiting for
+ * another process's write lock blocked it for up to `busy_timeout`, 5 s).
  *
  * Wire protocol (structured clone, one `postMessage` each way):
  *   request  `{ id, op, args }`
  *   reply    `{ id, ok: true, value }` or `{ id, ok: false, error: WireError }`
  * Errors cross as plain data (`WireError`) and the store rebuilds the
  * `TpWsError`, keeping its code, message and the driver error's code in
- * `cause` (tp-ws-emit branches on `SQLITE_CONSTRAINT_UNIQUE`).
+ * `cause`, so a caller can branch on it (`SQLITE_CONSTRAINT_UNIQUE`: the row exists).
  *
  * A request that cannot be handled as data (not an object) is a bug in the
  * store, not a database failure: it throws and kills the thread, and the store
