@@ -48,8 +48,8 @@ export interface GatewayCounters {
 interface Conn {
   ws: WebSocket;
   ip: string;
-  /** `ip` is a trusted proxy's own address, shared by its clients (it forwarded none). */
-  sharedAddress: boolean;
+  /** Failed authentications count against `ip` (not loopback, not a proxy's own address). */
+  countsFailures: boolean;
   session: Session | null;
   limiter: SlidingLog;
   /** Messages received while authentication was still running. */
@@ -148,7 +148,7 @@ export class Gateway {
     const conn: Conn = {
       ws,
       ip: addr.ip,
-      sharedAddress: addr.unforwarded,
+      countsFailures: countsAuthFailures(addr),
       session: null,
       limiter: new SlidingLog(l.rateLimitMessages, l.rateLimitWindowMs),
       pending: [],
@@ -187,7 +187,7 @@ export class Gateway {
 
   private async authenticate(conn: Conn, token: string | null): Promise<void> {
     const now = Date.now();
-    const exempt = !countsAuthFailures({ ip: conn.ip, unforwarded: conn.sharedAddress });
+    const exempt = !conn.countsFailures;
     if (!exempt && this.authLimiter.isBlocked(conn.ip, now)) {
       this.counters.authRateLimited++;
       this.log.warn({ ip: conn.ip }, 'auth rate limit exceeded by IP');
@@ -315,7 +315,8 @@ export class Gateway {
     }
     if (!parsed.ok) {
       this.counters.messagesRejected++;
-      this.sessionLog(session).debug({ error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
+      // Per rejected message, and garbage can come fast: no child logger unless the line is written.
+      if (this.log.isLevelEnabled('debug')) this.sessionLog(session).debug({ error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
       session.send(parsed.error);
       return;
     }
