@@ -53,9 +53,6 @@ const EMPTY_ALLOWED: ReadonlySet<string> = new Set(['ingest.socket', 'store.tabl
 const SPEC_BY_KEY: ReadonlyMap<string, KeySpec> = new Map(SCHEMA.map((s) => [s.key, s]));
 const KEYS: readonly string[] = SCHEMA.map((s) => s.key);
 
-/** Shown instead of a secret value by `configToPrintable`. */
-export const REDACTED = '<redacted>';
-
 function describeOrigin(origin: Origin): string {
   switch (origin.kind) {
     case 'default':
@@ -485,10 +482,15 @@ export function configToPrintable(cfg: Config, opts: { showSecrets?: boolean } =
     for (const part of spec.key.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
     if (value === undefined) value = null;
     if (spec.secret && !opts.showSecrets && value !== null && value !== '') {
-      const stripped = spec.key === 'store.url' ? withoutStorePassword(String(value)) : null;
-      if (spec.key !== 'store.url' || stripped !== null) withheld.push(spec.key);
-      if (spec.key !== 'store.url') continue;
-      if (stripped !== null) value = stripped;
+      if (spec.key !== 'store.url') {
+        withheld.push(spec.key);
+        continue;
+      }
+      const stripped = withoutStorePassword(String(value));
+      if (stripped !== null) {
+        withheld.push(spec.key);
+        value = stripped;
+      }
     }
     values.set(spec.key, Array.isArray(value) ? [...value] : value);
   }

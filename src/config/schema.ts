@@ -32,7 +32,7 @@ export interface KeySpec {
   /** Shown in the docs instead of the literal default when it is computed at start. */
   readonly defaultDoc?: string;
   readonly doc: string;
-  /** Never printed in clear (print-config shows `<redacted>`). */
+  /** Never printed in clear: `print-config` leaves it out (`store.url`: its password) unless `--show-secrets`. */
   readonly secret?: boolean;
   /** Extra rule beyond type and bounds; returns the broken rule or null. */
   readonly check?: (value: unknown) => string | null;

@@ -8,7 +8,6 @@ import { TpWsError } from '../errors.js';
 import { MysqlStore } from './mysql-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
-
 import { parseStoreUrl } from './store-url.js';
 
 export { parseStoreUrl, redactStoreUrl, type ParsedStoreUrl } from './store-url.js';
