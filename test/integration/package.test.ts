@@ -1,5 +1,5 @@
 /**
- * The package an operator installs (issue #7), for real: `npm pack` of a copy
+ * The package an operator installs, for real: `npm pack` of a copy
  * of the repository (so its prepack builds there, not in the dist/ the other
  * suites are running from), the tarball's contents, then `npm install -g
  * --prefix` of the tarball without dev dependencies — better-sqlite3 compiles

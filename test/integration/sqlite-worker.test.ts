@@ -1,5 +1,5 @@
 /**
- * `SqliteStore` runs its SQL in a worker thread (issue #7). These tests check
+ * `SqliteStore` runs its SQL in a worker thread. These tests check
  * what that buys and what it must not break: the main loop keeps running while
  * a write waits for another process's lock; bulk calls are chunked and let
  * other calls through; errors keep their codes across the thread boundary; a
