@@ -70,6 +70,8 @@ export class Journal {
   /** The batch of the write under way; empty when none is. */
   private inFlight: Pending[] = [];
   private writing = false;
+  /** The write under way has taken longer than `slowWriteMs`. */
+  private slow = false;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
   /** `closing`: new events refused, queued ones still written; `closed`: nothing more is tried. */
@@ -101,8 +103,9 @@ export class Journal {
       if (this.state !== 'open') return this.drop([{ row: toRow(event), done }], 'shutdown');
       const pending: Pending = { row: toRow(event), done };
       this.waiting.push(pending);
-      // The store is down: say so at once rather than after the next retry.
-      if (!this.healthy) settle(pending, 'pending');
+      // The store is down, or the write under way is already slow: say so at
+      // once rather than after the next retry or the end of that write.
+      if (!this.healthy || this.slow) settle(pending, 'pending');
       this.trim();
       this.schedule(this.o.flushMs);
     });
@@ -148,7 +151,8 @@ export class Journal {
   private async writeBatch(): Promise<void> {
     const batch = this.waiting.splice(0, this.o.batchSize);
     this.inFlight = batch;
-    const slow = setTimeout(() => {
+    const slowTimer = setTimeout(() => {
+      this.slow = true;
       for (const p of batch) settle(p, 'pending');
       for (const p of this.waiting) settle(p, 'pending');
     }, this.o.slowWriteMs ?? 250);
@@ -170,7 +174,8 @@ export class Journal {
         if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, queued: this.waiting.length, failures: this.failures }, 'journal write failed; events kept in memory, retrying');
       }
     } finally {
-      clearTimeout(slow);
+      clearTimeout(slowTimer);
+      this.slow = false;
       this.inFlight = [];
       this.writing = false;
     }

@@ -120,6 +120,18 @@ describe('Journal', () => {
     expect(j.counters.written).toBe(1);
   });
 
+  it('says pending at once for an event arriving while a write is already slow', async () => {
+    const j = journal({ maxBackoffMs: 50, slowWriteMs: 20 });
+    gate.hold();
+    const first = j.write(ev('w1'));
+    expect(await first).toBe('pending'); // the guard fired; the write is still held
+    expect(await j.write(ev('w2'))).toBe('pending'); // before the write ends
+    expect(gate.writtenIds).toEqual([]);
+    gate.release();
+    while (j.queued > 0) await tick(5);
+    expect(gate.writtenIds).toEqual(['w1', 'w2']);
+  });
+
   it('drops the oldest events past maxQueue while the store is down, and counts them', async () => {
     const dropped: string[] = [];
     const j = journal({ maxQueue: 3, maxBackoffMs: 1000, onDropped: (ids) => dropped.push(...ids) });
