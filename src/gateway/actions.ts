@@ -3,6 +3,7 @@ import type { Session } from '../fanout/session.js';
 import { sessionLogger, type Logger } from '../log.js';
 import type { LockHolder, Store } from '../store/store.js';
 import { displayName } from '../auth/authenticator.js';
+import { phpInt } from '../int.js';
 import { ErrorCode, Msg, pongMessage, requestError, responseMessage, type RequestId } from '../protocol/messages.js';
 
 /** Most folders one socket may subscribe to at once (a limit on what a client controls). */
@@ -25,21 +26,6 @@ export interface ClientMessage {
 }
 
 type Reply = Record<string, unknown> | null;
-
-/**
- * PHP's `(int)` cast, which TeamPass's daemon applies to ids (docs/protocol.md §subscribe): "12abc" → 12,
- * "abc" → 0, 3.9 → 3, true → 1. Results outside INT UNSIGNED become 0.
- */
-export function phpInt(v: unknown): number {
-  let n: number;
-  if (typeof v === 'number') n = Math.trunc(v);
-  else if (typeof v === 'boolean') n = v ? 1 : 0;
-  else if (typeof v === 'string') {
-    const m = /^\s*([+-]?\d+)/.exec(v);
-    n = m === null ? 0 : Number(m[1]);
-  } else n = 0;
-  return Number.isSafeInteger(n) && n >= 0 && n <= 4294967295 ? n : 0;
-}
 
 /** How a non-string channel renders in `Channel '…' is not supported`, bounded in length. */
 function channelName(c: unknown): string {

@@ -15,6 +15,7 @@ import {
   type RowDataPacket,
 } from 'mysql2/promise';
 import { TpWsError } from '../errors.js';
+import { phpInt } from '../int.js';
 import { parseMysqlUrl, type MysqlTarget } from './store-url.js';
 import {
   createdSeconds,
@@ -25,6 +26,7 @@ import {
   storeError as driverError,
   toLockHolder,
   toUser,
+  releasedLocks,
   type LockRow,
   type UserRow,
 } from './sql-support.js';
@@ -35,6 +37,7 @@ import {
   type LockHolder,
   type MigrateOptions,
   type MigrateResult,
+  type ReleasedLocks,
   type Store,
   type TokenUser,
   type UserRecord,
@@ -348,6 +351,70 @@ export class MysqlStore implements Store {
       [timeoutSec, exceptUserId],
     );
     return rows.map(toLockHolder);
+  }
+
+  async renewItemLock(itemId: number, userId: number): Promise<boolean> {
+    // mysql2 connects with CLIENT_FOUND_ROWS: affectedRows counts matched rows, so a
+    // second renewal within the same second still succeeds (TeamPass said no_lock).
+    const r = await this.#q<ResultSetHeader>(
+      'renewItemLock',
+      `UPDATE ${this.#t('items_edition')} SET timestamp = UNIX_TIMESTAMP() WHERE item_id = ? AND user_id = ?`,
+      [itemId, userId],
+    );
+    return r.affectedRows > 0;
+  }
+
+  async renewKbLock(kbId: number, userId: number): Promise<boolean> {
+    const r = await this.#q<ResultSetHeader>(
+      'renewKbLock',
+      `UPDATE ${this.#t('kb_edition')} SET timestamp = UNIX_TIMESTAMP() WHERE kb_id = ? AND user_id = ?`,
+      [kbId, userId],
+    );
+    return r.affectedRows > 0;
+  }
+
+  async releaseUserLocks(userId: number): Promise<ReleasedLocks> {
+    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: releaseUserLocks after close()');
+    let conn: PoolConnection | undefined;
+    try {
+      conn = await this.#pool.getConnection();
+      await conn.beginTransaction();
+      // FOR UPDATE: of two daemons releasing the same user, the second sees nothing left.
+      const [items] = await conn.query<RowDataPacket[]>({
+        sql: `SELECT ie.item_id AS item_id, i.id_tree AS id_tree, ie.timestamp AS ts
+              FROM ${this.#t('items_edition')} ie LEFT JOIN ${this.#t('items')} i ON ie.item_id = i.id
+              WHERE ie.user_id = ? ORDER BY ie.increment_id FOR UPDATE`,
+        values: [userId], timeout: QUERY_TIMEOUT_MS,
+      });
+      const [kbs] = await conn.query<RowDataPacket[]>({
+        sql: `SELECT kb_id, timestamp AS ts FROM ${this.#t('kb_edition')} WHERE user_id = ? ORDER BY increment_id FOR UPDATE`,
+        values: [userId], timeout: QUERY_TIMEOUT_MS,
+      });
+      await conn.query({ sql: `DELETE FROM ${this.#t('items_edition')} WHERE user_id = ?`, values: [userId], timeout: QUERY_TIMEOUT_MS });
+      await conn.query({ sql: `DELETE FROM ${this.#t('kb_edition')} WHERE user_id = ?`, values: [userId], timeout: QUERY_TIMEOUT_MS });
+      await conn.commit();
+      return releasedLocks(items as { item_id: number; id_tree: string | null; ts: number | string }[], kbs as { kb_id: number; ts: number | string }[]);
+    } catch (err) {
+      await conn?.rollback().catch(() => undefined);
+      throw this.#fail('releaseUserLocks', err);
+    } finally {
+      conn?.release();
+    }
+  }
+
+  async itemFolder(itemId: number): Promise<number | null> {
+    const rows = await this.#q<{ id_tree: string | null }[]>('itemFolder', `SELECT id_tree FROM ${this.#t('items')} WHERE id = ?`, [itemId]);
+    return rows[0] === undefined ? null : phpInt(rows[0].id_tree);
+  }
+
+  async kbExists(kbId: number): Promise<boolean> {
+    const rows = await this.#q<RowDataPacket[]>('kbExists', `SELECT 1 FROM ${this.#t('kb')} WHERE id = ? AND deleted_at IS NULL`, [kbId]);
+    return rows.length > 0;
+  }
+
+  async revokeUserTokens(userId: number): Promise<number> {
+    const r = await this.#q<ResultSetHeader>('revokeUserTokens', `DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ?`, [userId]);
+    return r.affectedRows;
   }
 
   async journalEvents(events: readonly EventInsert[]): Promise<void> {

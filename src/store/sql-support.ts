@@ -6,7 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TpWsError } from '../errors.js';
-import type { EventInsert, LockHolder, UserRecord } from './store.js';
+import { phpInt } from '../int.js';
+import type { EventInsert, LockHolder, ReleasedLocks, UserRecord } from './store.js';
 
 /**
  * The repository's `migrations/` folder. This file compiles to `dist/store/`, and
@@ -143,4 +144,15 @@ export function migrationError(kind: 'sqlite' | 'mysql', file: string, err: unkn
   if (err instanceof TpWsError) return err;
   const detail = err instanceof Error ? `${errorCode(err)}: ${err.message}` : errorCode(err);
   return new TpWsError('TPWS_ERR_MIGRATION', `${kind} migration ${file} failed (${detail})`, { cause: err });
+}
+
+/** `Store.releaseUserLocks` result from the selected rows (ids and timestamps may come back as strings). */
+export function releasedLocks(
+  items: readonly { item_id: number | string; id_tree: string | number | null; ts: number | string }[],
+  kbs: readonly { kb_id: number | string; ts: number | string }[],
+): ReleasedLocks {
+  return {
+    items: items.map((r) => ({ itemId: Number(r.item_id), folderId: r.id_tree === null ? null : phpInt(r.id_tree), timestamp: phpInt(r.ts) })),
+    kbs: kbs.map((r) => ({ kbId: Number(r.kb_id), timestamp: phpInt(r.ts) })),
+  };
 }

@@ -14,10 +14,12 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { phpInt } from '../int.js';
 import {
   createdSeconds,
   loadMigrations,
   migrationError,
+  releasedLocks,
   sortedUniqueInts,
   storeError,
   toLockHolder,
@@ -31,6 +33,7 @@ import {
   type EventRow,
   type LockHolder,
   type MigrateResult,
+  type ReleasedLocks,
   type TokenUser,
   type UserRecord,
 } from './store.js';
@@ -228,6 +231,55 @@ export class SqliteDb {
          WHERE k.deleted_at IS NULL AND ke.timestamp >= ${NOW_SEC} - ? AND ke.user_id <> ?
          ORDER BY ke.kb_id`,
       ).all(timeoutSec, exceptUserId) as LockRow[]).map(toLockHolder),
+    );
+  }
+
+  renewItemLock(itemId: number, userId: number): boolean {
+    return this.#run('renewItemLock', () =>
+      this.#stmt(`UPDATE ${this.#t('items_edition')} SET timestamp = ${NOW_SEC} WHERE item_id = ? AND user_id = ?`).run(itemId, userId).changes > 0,
+    );
+  }
+
+  renewKbLock(kbId: number, userId: number): boolean {
+    return this.#run('renewKbLock', () =>
+      this.#stmt(`UPDATE ${this.#t('kb_edition')} SET timestamp = ${NOW_SEC} WHERE kb_id = ? AND user_id = ?`).run(kbId, userId).changes > 0,
+    );
+  }
+
+  releaseUserLocks(userId: number): ReleasedLocks {
+    return this.#run('releaseUserLocks', () =>
+      this.#db.transaction((): ReleasedLocks => {
+        const items = this.#stmt(
+          `SELECT ie.item_id AS item_id, i.id_tree AS id_tree, ie.timestamp AS ts
+           FROM ${this.#t('items_edition')} ie LEFT JOIN ${this.#t('items')} i ON ie.item_id = i.id
+           WHERE ie.user_id = ? ORDER BY ie.increment_id`,
+        ).all(userId) as { item_id: number; id_tree: string | null; ts: number | string }[];
+        const kbs = this.#stmt(
+          `SELECT kb_id, timestamp AS ts FROM ${this.#t('kb_edition')} WHERE user_id = ? ORDER BY increment_id`,
+        ).all(userId) as { kb_id: number; ts: number | string }[];
+        this.#stmt(`DELETE FROM ${this.#t('items_edition')} WHERE user_id = ?`).run(userId);
+        this.#stmt(`DELETE FROM ${this.#t('kb_edition')} WHERE user_id = ?`).run(userId);
+        return releasedLocks(items, kbs);
+      })(),
+    );
+  }
+
+  itemFolder(itemId: number): number | null {
+    return this.#run('itemFolder', () => {
+      const row = this.#stmt(`SELECT id_tree FROM ${this.#t('items')} WHERE id = ?`).get(itemId) as { id_tree: string | null } | undefined;
+      return row === undefined ? null : phpInt(row.id_tree);
+    });
+  }
+
+  kbExists(kbId: number): boolean {
+    return this.#run('kbExists', () =>
+      this.#stmt(`SELECT 1 FROM ${this.#t('kb')} WHERE id = ? AND deleted_at IS NULL`).get(kbId) !== undefined,
+    );
+  }
+
+  revokeUserTokens(userId: number): number {
+    return this.#run('revokeUserTokens', () =>
+      this.#stmt(`DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ?`).run(userId).changes,
     );
   }
 

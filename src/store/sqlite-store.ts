@@ -19,6 +19,7 @@ import type {
   EventRow,
   LockHolder,
   MigrateResult,
+  ReleasedLocks,
   Store,
   TokenUser,
   UserRecord,
@@ -193,6 +194,30 @@ export class SqliteStore implements Store {
 
   lockedKbs(exceptUserId: number, timeoutSec: number): Promise<LockHolder[]> {
     return this.#call('lockedKbs', exceptUserId, timeoutSec);
+  }
+
+  renewItemLock(itemId: number, userId: number): Promise<boolean> {
+    return this.#call('renewItemLock', itemId, userId);
+  }
+
+  renewKbLock(kbId: number, userId: number): Promise<boolean> {
+    return this.#call('renewKbLock', kbId, userId);
+  }
+
+  releaseUserLocks(userId: number): Promise<ReleasedLocks> {
+    return this.#call('releaseUserLocks', userId);
+  }
+
+  itemFolder(itemId: number): Promise<number | null> {
+    return this.#call('itemFolder', itemId);
+  }
+
+  kbExists(kbId: number): Promise<boolean> {
+    return this.#call('kbExists', kbId);
+  }
+
+  revokeUserTokens(userId: number): Promise<number> {
+    return this.#call('revokeUserTokens', userId);
   }
 
   journalEvents(events: readonly EventInsert[]): Promise<void> {

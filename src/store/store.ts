@@ -38,6 +38,12 @@ export interface LockHolder {
   userLastname: string | null;
 }
 
+/** Edit locks deleted by `releaseUserLocks`. `timestamp` is the lock's Unix seconds. */
+export interface ReleasedLocks {
+  items: { itemId: number; folderId: number | null; timestamp: number }[];
+  kbs: { kbId: number; timestamp: number }[];
+}
+
 /** Values of `websocket_events.processed`. 0 and 1 are TeamPass's; 2 and 3 are tp-ws's. */
 export const PROCESSED = {
   PENDING: 0,
@@ -117,6 +123,28 @@ export interface Store {
   lockedItems(folderId: number, exceptUserId: number, timeoutSec: number): Promise<LockHolder[]>;
   /** KB locks on non-deleted articles fresher than `timeoutSec`, held by others. */
   lockedKbs(exceptUserId: number, timeoutSec: number): Promise<LockHolder[]>;
+  /**
+   * Set `timestamp` = now (Unix seconds) on the user's lock of this item;
+   * true when the user holds one (a row matched, even if the timestamp was
+   * already now), false otherwise.
+   */
+  renewItemLock(itemId: number, userId: number): Promise<boolean>;
+  /** As `renewItemLock`, for `kb_edition`. */
+  renewKbLock(kbId: number, userId: number): Promise<boolean>;
+  /**
+   * Delete every item and KB edit lock of the user, in one transaction, and
+   * return what was deleted: item locks with the item's folder (`items.id_tree`
+   * cast like PHP `(int)`; null when the item row is gone) and KB locks.
+   */
+  releaseUserLocks(userId: number): Promise<ReleasedLocks>;
+
+  // --- TeamPass lookups -------------------------------------------------------
+  /** `items.id_tree` of the item, cast like PHP `(int)`, or null when the item does not exist. */
+  itemFolder(itemId: number): Promise<number | null>;
+  /** True when the KB article exists and is not deleted (`deleted_at IS NULL`). */
+  kbExists(kbId: number): Promise<boolean>;
+  /** Delete every `websocket_tokens` row of the user (page and reconnect tokens); returns the count. */
+  revokeUserTokens(userId: number): Promise<number>;
 
   // --- events table ----------------------------------------------------------
   /**

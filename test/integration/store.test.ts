@@ -36,6 +36,8 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
   let seed: Seeder;
   /** SQL giving a datetime column as epoch seconds, per dialect. */
   const epoch = (col: string) => (kind === 'sqlite' ? `CAST(strftime('%s', ${col}) AS INTEGER)` : `UNIX_TIMESTAMP(${col})`);
+  /** SQL giving the database's now as epoch seconds. */
+  const epochNow = () => (kind === 'sqlite' ? `CAST(strftime('%s', 'now') AS INTEGER)` : 'UNIX_TIMESTAMP()');
 
   beforeAll(async () => {
     url = await newStoreUrl();
@@ -47,6 +49,10 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
       { id: 2, login: 'bob', name: 'Bob' },
       { id: 3, login: 'carol', disabled: true },
       { id: 4, login: 'dave' },
+      { id: 6, login: 'frank' },
+      { id: 7, login: 'grace' },
+      { id: 8, login: 'heidi' },
+      { id: 9, login: 'ivan' },
     ]);
   });
 
@@ -206,6 +212,66 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
       expect(await store.lockedKbs(1, 300)).toEqual([{ id: 30, userLogin: 'bob', userName: 'Bob', userLastname: null }]);
       expect((await store.lockedKbs(2, 300)).map((l) => l.id)).toEqual([33]);
       expect((await store.lockedKbs(1, 500)).map((l) => l.id)).toEqual([30, 32]);
+    });
+  });
+
+  describe('#renewItemLock, #renewKbLock, #releaseUserLocks, #itemFolder, #kbExists', () => {
+    const lockTimes = async (table: 'items_edition' | 'kb_edition', col: 'item_id' | 'kb_id', userId: number) =>
+      seed.execSql<{ id: number; age: number }>(`SELECT ${col} AS id, ${epochNow()} - timestamp AS age FROM {{prefix}}${table} WHERE user_id = ? ORDER BY ${col}`, [userId]);
+
+    beforeAll(async () => {
+      await seed.seedItemLock({ itemId: 400, folderId: 40, userId: 6, ageSec: 120 });
+      await seed.seedItemLock({ itemId: 401, folderId: 41, userId: 6, ageSec: 120 });
+      await seed.seedItemLock({ itemId: 402, folderId: 40, userId: 7 });
+      await seed.seedKbLock({ kbId: 50, userId: 6, ageSec: 120 });
+      await seed.seedKbLock({ kbId: 51, userId: 7, deleted: true });
+      // A lock on an item whose row is gone: released with no folder.
+      await seed.execSql(`INSERT INTO {{prefix}}items_edition (item_id, user_id, timestamp) VALUES (499, 6, ${epochNow()})`);
+    });
+
+    it('renews a lock the user holds to now, twice in the same second too, and refuses one they do not hold', async () => {
+      expect(await store.renewItemLock(400, 6)).toBe(true);
+      expect(await store.renewItemLock(400, 6)).toBe(true);
+      expect((await lockTimes('items_edition', 'item_id', 6)).find((r) => r.id === 400)?.age).toBeLessThanOrEqual(1);
+      expect(await store.renewItemLock(402, 6)).toBe(false);
+      expect(await store.renewItemLock(999, 6)).toBe(false);
+      expect(await store.renewKbLock(50, 6)).toBe(true);
+      expect(await store.renewKbLock(50, 6)).toBe(true);
+      expect(await store.renewKbLock(51, 6)).toBe(false);
+    });
+
+    it('looks up an item\'s folder and whether a KB article exists', async () => {
+      expect(await store.itemFolder(400)).toBe(40);
+      expect(await store.itemFolder(123456)).toBeNull();
+      await seed.execSql(`INSERT INTO {{prefix}}items (id, id_tree, label) VALUES (480, '12abc', 'odd')`);
+      expect(await store.itemFolder(480)).toBe(12);
+      expect(await store.kbExists(50)).toBe(true);
+      expect(await store.kbExists(51)).toBe(false);
+      expect(await store.kbExists(123456)).toBe(false);
+    });
+
+    it('releases every lock of one user and returns them with folders and timestamps; a second release finds none', async () => {
+      const released = await store.releaseUserLocks(6);
+      expect(released.items.map((l) => [l.itemId, l.folderId])).toEqual([[400, 40], [401, 41], [499, null]]);
+      expect(released.kbs.map((l) => l.kbId)).toEqual([50]);
+      for (const l of [...released.items, ...released.kbs]) expect(l.timestamp).toBeGreaterThan(1_600_000_000);
+      expect(await lockTimes('items_edition', 'item_id', 6)).toEqual([]);
+      expect(await lockTimes('kb_edition', 'kb_id', 6)).toEqual([]);
+      expect((await lockTimes('items_edition', 'item_id', 7)).map((r) => r.id)).toEqual([402]);
+      expect(await store.releaseUserLocks(6)).toEqual({ items: [], kbs: [] });
+    });
+  });
+
+  describe('#revokeUserTokens', () => {
+    it('deletes every token of the user and no other', async () => {
+      await seed.seedToken(8, '8'.repeat(64), 3600);
+      await seed.seedToken(8, '9'.repeat(63) + '8', -10);
+      await seed.seedToken(9, '9'.repeat(64), 3600);
+      expect(await store.revokeUserTokens(8)).toBe(2);
+      expect(await store.findTokenUser('8'.repeat(64))).toBeNull();
+      expect(await store.revokeUserTokens(8)).toBe(0);
+      const left = await seed.execSql<{ n: number }>('SELECT COUNT(*) AS n FROM {{prefix}}websocket_tokens WHERE user_id = 9');
+      expect(Number(left[0].n)).toBe(1);
     });
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuthFailureLimiter, SlidingLog } from '../../src/gateway/rate-limit.js';
 import { clientAddress, countsAuthFailures, isLoopback } from '../../src/gateway/client-ip.js';
-import { phpInt } from '../../src/gateway/actions.js';
+import { phpInt } from '../../src/int.js';
 import { tokenFromUrl } from '../../src/gateway/gateway.js';
 import { CloseCode, CloseReason, reconnectPolicy } from '../../src/protocol/close-codes.js';
 import { encodeEventMessage } from '../../src/protocol/messages.js';
