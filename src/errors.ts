@@ -8,6 +8,7 @@
 export const ERROR_CODES = {
   TPWS_ERR_CONFIG_INVALID: 'A configuration value broke its rule; the message names the key and the rule.',
   TPWS_ERR_CONFIG_FILE: 'The configuration file could not be read or is not a JSON object.',
+  TPWS_ERR_TEAMPASS_CONFIG: 'A TeamPass file read through `teampass.root` (settings.php, websocket.php, the Defuse key) is missing, unreadable or malformed, or its database password does not decrypt.',
   TPWS_ERR_STORE_URL: 'The store URL is not `sqlite:PATH` or `mysql://user:pass@host:port/db`.',
   TPWS_ERR_STORE_UNAVAILABLE: 'The store (SQLite file or MySQL server) could not be reached.',
   TPWS_ERR_MIGRATION: 'A schema migration failed; nothing after the failing statement was applied.',
