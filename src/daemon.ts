@@ -8,6 +8,7 @@ import { TeampassTokenAuthenticator } from './auth/teampass-token.js';
 import type { Config } from './config/schema.js';
 import { TpWsError } from './errors.js';
 import { Hub } from './fanout/hub.js';
+import { Presence } from './fanout/presence.js';
 import { Gateway } from './gateway/gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { Deduper } from './pipeline/dedup.js';
@@ -18,6 +19,8 @@ import { UnixSocketIngest } from './ingest/unix-socket.js';
 import { TablePoller } from './ingest/table-poller.js';
 import { openConfiguredStore } from './store/open-store.js';
 import { Retention } from './store/retention.js';
+import { EventReactions } from './teampass/event-reactions.js';
+import { LockReleaser } from './teampass/lock-release.js';
 import type { MigrateResult, Store } from './store/store.js';
 import { uuidv7 } from './uuid.js';
 
@@ -48,7 +51,10 @@ export interface DaemonAddresses {
 export class Daemon {
   readonly log: Logger;
   readonly hub = new Hub();
+  readonly presence = new Presence(this.hub);
   readonly pipeline: Pipeline;
+  readonly reactions: EventReactions;
+  readonly locks: LockReleaser;
   readonly store: Store;
   readonly gateway: Gateway;
   readonly reconnectTokens: ReconnectTokens;
@@ -69,11 +75,23 @@ export class Daemon {
   private constructor(readonly config: Readonly<Config>, opts: DaemonOptions) {
     this.log = opts.logger ?? createLogger(config.log.level);
     this.store = openConfiguredStore(config);
-    this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7());
+    this.reactions = new EventReactions({ hub: this.hub, presence: this.presence, store: this.store, log: this.log.child({ component: 'teampass' }) });
+    this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7(), this.reactions);
     this.journal = new Journal(this.store, this.log.child({ component: 'journal' }), {
       batchSize: config.journal.batchSize, flushMs: config.journal.flushMs, maxQueue: config.journal.maxQueue, maxBackoffMs: config.poller.maxBackoffMs,
     });
     this.intake = new Intake(this.pipeline, this.journal, config.ingest.maxPayloadBytes);
+    const locksLog = this.log.child({ component: 'edit-locks' });
+    this.locks = new LockReleaser({ graceMs: config.teampass.lockReleaseGraceMs }, {
+      store: this.store,
+      connected: (userId) => this.hub.userSessions(userId).size > 0,
+      publish: (event) => {
+        const r = this.intake.accept(event, 'daemon');
+        if (!r.ok) locksLog.error({ err: r.error, id: r.id }, 'lock release event refused');
+        return r.ok;
+      },
+      log: locksLog,
+    });
     this.ingest = config.ingest.socket === '' ? null : new UnixSocketIngest({
       path: config.ingest.socket, mode: config.ingest.socketMode, group: config.ingest.socketGroup,
       maxFrameBytes: config.ingest.maxFrameBytes, maxBatchEvents: config.ingest.maxBatchEvents, ackAfter: config.ingest.ackAfter,
@@ -102,6 +120,7 @@ export class Daemon {
     });
     this.gateway = new Gateway({
       config, hub: this.hub, store: this.store, authenticators, reconnectTokens: this.reconnectTokens,
+      presence: this.presence, departures: this.locks,
       log: this.log.child({ component: 'gateway' }),
     });
   }
@@ -175,6 +194,8 @@ export class Daemon {
       await this.pollerDone;
       await this.retention.close();
       await this.gateway.close();
+      this.locks.close();
+      await this.reactions.close();
       await this.reconnectTokens.close();
       const lost = await this.journal.close(this.config.shutdown.timeoutMs);
       if (lost > 0) this.log.error({ lost }, 'events delivered but not journaled at shutdown');

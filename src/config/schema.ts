@@ -73,6 +73,7 @@ export interface Config {
     rateLimitWindowMs: number;
     floodCloseAfter: number;
     maxConnectionsPerUser: number;
+    maxToolConnectionsPerUser: number;
     authFailuresPerIp: number;
     authFailureWindowSec: number;
     maxBufferedBytes: number;
@@ -100,7 +101,7 @@ export interface Config {
     maxBackoffMs: number;
   };
   retention: { hours: number; intervalSec: number };
-  teampass: { kbLockTimeoutSec: number; editionLockTimeoutSec: number };
+  teampass: { root: string | null; kbLockTimeoutSec: number; editionLockTimeoutSec: number; lockReleaseGraceMs: number };
 }
 
 const ipList = (v: unknown): string | null => {
@@ -187,6 +188,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'limits.rateLimitWindowMs', env: 'TPWS_RATE_LIMIT_WINDOW_MS', type: 'int', min: 10, max: 3_600_000, default: 1000, doc: 'Sliding window of the per-socket message rate limit.' },
   { key: 'limits.floodCloseAfter', env: 'TPWS_FLOOD_CLOSE_AFTER', type: 'int', min: 1, max: 1_000_000, default: 200, doc: 'Rate-limited messages within one window after which the socket is closed (4101).' },
   { key: 'limits.maxConnectionsPerUser', env: 'TPWS_MAX_CONNECTIONS_PER_USER', type: 'int', min: 1, max: 10_000, default: 5, doc: 'Simultaneous sockets per user; one more gets `max_connections`.' },
+  { key: 'limits.maxToolConnectionsPerUser', env: 'TPWS_MAX_TOOL_CONNECTIONS_PER_USER', type: 'int', min: 1, max: 10_000, default: 5, doc: 'Simultaneous sockets per user that carry no `Origin` header (not a browser: TeamPass\'s dashboard probe, scripts), counted apart from `limits.maxConnectionsPerUser`, so the probe gets its answer while the admin has every browser slot in use.' },
   { key: 'limits.authFailuresPerIp', env: 'TPWS_AUTH_FAILURES_PER_IP', type: 'int', min: 1, max: 1_000_000, default: 10, doc: 'Failed authentications per client IP within the window before `rate_limited`.' },
   { key: 'limits.authFailureWindowSec', env: 'TPWS_AUTH_FAILURE_WINDOW_SEC', type: 'int', min: 1, max: 86400, default: 60, doc: 'Sliding window of the failed-authentication limit.' },
   { key: 'limits.maxBufferedBytes', env: 'TPWS_MAX_BUFFERED_BYTES', type: 'int', min: 1024, max: 1_073_741_824, default: 4_194_304, doc: 'Unsent bytes queued for one socket; past it the socket is closed as a slow consumer (4100).' },
@@ -214,6 +216,11 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'poller.maxBackoffMs', env: 'TPWS_POLLER_MAX_BACKOFF_MS', type: 'int', min: 10, max: 600_000, default: 5000, doc: 'Cap of the exponential backoff (with jitter) while the store is down.' },
   { key: 'retention.hours', env: 'TPWS_RETENTION_HOURS', type: 'int', min: 1, max: 87_600, default: 24, doc: 'Processed events older than this are deleted by the hourly cleanup.' },
   { key: 'retention.intervalSec', env: 'TPWS_RETENTION_INTERVAL_SEC', type: 'int', min: 1, max: 86_400, default: 3600, doc: 'Interval of the cleanup of old events and expired tokens.' },
+  {
+    key: 'teampass.root', env: 'TPWS_TEAMPASS_ROOT', flag: 'teampass-root', type: 'string', default: null,
+    doc: 'TeamPass installation directory: its `app/config/settings.php` (database, table prefix, Defuse-encrypted password) and `app/websocket/config/websocket.php` (host, port, limits, retention) are read in place. Values set in a config file, the environment or by flags win over what is read.',
+  },
   { key: 'teampass.editionLockTimeoutSec', env: 'TPWS_EDITION_LOCK_TIMEOUT_SEC', type: 'int', min: 1, max: 86_400, default: 300, doc: 'Age after which an item edit lock is no longer reported (TeamPass EDITION_LOCK_HEARTBEAT_TIMEOUT).' },
   { key: 'teampass.kbLockTimeoutSec', env: 'TPWS_KB_LOCK_TIMEOUT_SEC', type: 'int', min: 1, max: 86_400, default: 300, doc: 'Age after which a KB edit lock is no longer reported.' },
+  { key: 'teampass.lockReleaseGraceMs', env: 'TPWS_LOCK_RELEASE_GRACE_MS', type: 'int', min: 0, max: 3_600_000, default: 5000, doc: 'After a user\'s last socket closes, how long to wait before releasing their item and KB edit locks (`*_edition_stopped`, reason `disconnected`); a new socket of the user within it cancels the release, so a page navigation keeps the lock.' },
 ];

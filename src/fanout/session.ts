@@ -24,6 +24,8 @@ export class Session {
     readonly ip: string,
     readonly connectedAt: number,
     private readonly maxBufferedBytes: number,
+    /** The upgrade carried an `Origin` header (a browser); others are tools, capped apart. */
+    readonly browser: boolean,
   ) {
     this.lastSeen = connectedAt;
   }

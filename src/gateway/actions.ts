@@ -1,4 +1,5 @@
 import type { Hub } from '../fanout/hub.js';
+import type { Presence } from '../fanout/presence.js';
 import type { Session } from '../fanout/session.js';
 import { sessionLogger, type Logger } from '../log.js';
 import type { LockHolder, Store } from '../store/store.js';
@@ -11,6 +12,7 @@ export const MAX_FOLDER_SUBSCRIPTIONS = 1000;
 
 export interface ActionContext {
   readonly hub: Hub;
+  readonly presence: Presence;
   readonly store: Store;
   readonly log: Logger;
   readonly editionLockTimeoutSec: number;
@@ -73,10 +75,115 @@ export async function handleAction(ctx: ActionContext, session: Session, msg: Cl
       return subscribe(ctx, session, msg);
     case 'unsubscribe':
       return unsubscribe(ctx, session, msg);
+    case 'renew_item_lock':
+      return renewItemLock(ctx, session, msg);
+    case 'start_item_view':
+      return startItemView(ctx, session, msg);
+    case 'stop_item_view':
+      return stopItemView(ctx, session, msg);
+    case 'renew_kb_lock':
+      return renewKbLock(ctx, session, msg);
+    case 'start_kb_view':
+      return startKbView(ctx, session, msg);
+    case 'stop_kb_view':
+      return stopKbView(ctx, session, msg);
     default:
-      // [PROTO-ACTIONS] presence and lock actions arrive with the presence work; until then they are unknown.
       return requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action), rid);
   }
+}
+
+/** TeamPass's canAccessFolder: admins any folder id, others their accessible folders (as of now: access changes apply live). */
+export function canAccessFolder(session: Session, folderId: number): boolean {
+  return session.identity.isAdmin || session.identity.folders.has(folderId);
+}
+
+/** A positive id from `data`, PHP-cast; null for a missing, zero or negative one (TeamPass: "≤ 0 is null"). */
+function idParam(data: Record<string, unknown>, key: string): number | null {
+  const n = phpInt(data[key]);
+  return n > 0 ? n : null;
+}
+
+async function renewItemLock(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const rid = msg.requestId;
+  const itemId = idParam(msg.data, 'item_id');
+  if (itemId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.itemIdRequired, rid);
+  let renewed: boolean;
+  try {
+    renewed = await ctx.store.renewItemLock(itemId, session.userId);
+  } catch (err) {
+    sessionLogger(ctx.log, session).warn({ err, item_id: itemId }, 'could not renew an item lock');
+    return requestError(ErrorCode.SERVER_ERROR, Msg.renewItemLockFailed, rid);
+  }
+  if (!renewed) return requestError(ErrorCode.NO_LOCK, Msg.noItemLock, rid);
+  return responseMessage('lock_renewed', { item_id: itemId }, rid);
+}
+
+/**
+ * The item's folder comes from the database (`data.folder_id` is ignored, as
+ * in TeamPass), access is checked against it, then the view starts: the
+ * folder's subscribers get `item_viewers_changed` before this reply leaves.
+ */
+async function startItemView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const rid = msg.requestId;
+  const itemId = idParam(msg.data, 'item_id');
+  if (itemId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.itemIdRequired, rid);
+  const folderId = await ctx.store.itemFolder(itemId);
+  if (folderId === null) return requestError(ErrorCode.NOT_FOUND, Msg.itemNotFound, rid);
+  if (!canAccessFolder(session, folderId)) return requestError(ErrorCode.FORBIDDEN, Msg.itemFolderForbidden, rid);
+  if (session.closed) return null;
+  ctx.presence.startItemView(session, itemId, folderId);
+  return responseMessage('item_view_started', { item_id: itemId, folder_id: folderId, viewers: ctx.presence.itemViewers(itemId, folderId) }, rid);
+}
+
+/** Always a success; the view ends only when it matches the given item and folder. */
+async function stopItemView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const itemId = idParam(msg.data, 'item_id');
+  let folderId = idParam(msg.data, 'folder_id');
+  if (itemId !== null) {
+    try {
+      folderId = (await ctx.store.itemFolder(itemId)) ?? folderId;
+    } catch (err) {
+      sessionLogger(ctx.log, session).warn({ err, item_id: itemId }, 'could not read the item\'s folder; stopping the view by item only');
+      folderId = null;
+    }
+  }
+  ctx.presence.stopItemView(session, itemId, folderId);
+  return responseMessage('item_view_stopped', { item_id: itemId, folder_id: folderId }, msg.requestId);
+}
+
+async function renewKbLock(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const rid = msg.requestId;
+  const kbId = idParam(msg.data, 'kb_id');
+  if (kbId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.kbIdRequired, rid);
+  if (!(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
+  let renewed: boolean;
+  try {
+    renewed = await ctx.store.renewKbLock(kbId, session.userId);
+  } catch (err) {
+    sessionLogger(ctx.log, session).warn({ err, kb_id: kbId }, 'could not renew a KB lock');
+    return requestError(ErrorCode.SERVER_ERROR, Msg.renewKbLockFailed, rid);
+  }
+  if (!renewed) return requestError(ErrorCode.NO_LOCK, Msg.noKbLock, rid);
+  return responseMessage('kb_lock_renewed', { kb_id: kbId }, rid);
+}
+
+/** KB access first, then the article's existence, then the view (KB subscribers told before the reply). */
+async function startKbView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const rid = msg.requestId;
+  const kbId = idParam(msg.data, 'kb_id');
+  if (kbId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.kbIdRequired, rid);
+  if (!(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
+  if (!(await ctx.store.kbExists(kbId))) return requestError(ErrorCode.NOT_FOUND, Msg.kbNotFound, rid);
+  if (session.closed) return null;
+  ctx.presence.startKbView(session, kbId);
+  return responseMessage('kb_view_started', { kb_id: kbId, viewers: ctx.presence.kbViewers(kbId) }, rid);
+}
+
+/** No access check (as in TeamPass); always a success. */
+function stopKbView(ctx: ActionContext, session: Session, msg: ClientMessage): Reply {
+  const kbId = idParam(msg.data, 'kb_id');
+  ctx.presence.stopKbView(session, kbId);
+  return responseMessage('kb_view_stopped', { kb_id: kbId }, msg.requestId);
 }
 
 async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
@@ -88,9 +195,7 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
       return requestError(ErrorCode.INVALID_REQUEST, Msg.folderIdRequired, rid);
     }
     const folderId = phpInt(msg.data.folder_id);
-    if (!session.identity.isAdmin && !session.identity.folders.has(folderId)) {
-      return requestError(ErrorCode.FORBIDDEN, Msg.folderForbidden, rid);
-    }
+    if (!canAccessFolder(session, folderId)) return requestError(ErrorCode.FORBIDDEN, Msg.folderForbidden, rid);
     if (!session.folders.has(folderId) && session.folders.size >= MAX_FOLDER_SUBSCRIPTIONS) {
       return requestError(ErrorCode.INVALID_REQUEST, `At most ${MAX_FOLDER_SUBSCRIPTIONS} folder subscriptions per connection`, rid);
     }
@@ -101,10 +206,14 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
     } catch (err) {
       sessionLogger(ctx.log, session).warn({ err, folderId }, 'could not read item locks; subscribed without them');
     }
-    return responseMessage('subscribed', { channel: 'folder', folder_id: folderId, locked_items: lockList(locked, 'item_id'), viewing_items: [] }, rid);
+    if (session.closed) return null;
+    return responseMessage('subscribed', {
+      channel: 'folder', folder_id: folderId, locked_items: lockList(locked, 'item_id'), viewing_items: ctx.presence.folderViewing(folderId),
+    }, rid);
   }
   if (msg.channel === 'kb') {
     if (!(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
+    if (session.closed) return null; // closed while we waited: not in the hub any more
     ctx.hub.subscribeKb(session);
     let locked: LockHolder[] = [];
     try {
@@ -112,7 +221,8 @@ async function subscribe(ctx: ActionContext, session: Session, msg: ClientMessag
     } catch (err) {
       sessionLogger(ctx.log, session).warn({ err }, 'could not read KB locks; subscribed without them');
     }
-    return responseMessage('subscribed', { channel: 'kb', locked_kbs: lockList(locked, 'kb_id'), viewing_kbs: [] }, rid);
+    if (session.closed) return null;
+    return responseMessage('subscribed', { channel: 'kb', locked_kbs: lockList(locked, 'kb_id'), viewing_kbs: ctx.presence.kbViewing() }, rid);
   }
   return requestError(ErrorCode.INVALID_CHANNEL, Msg.channelUnsupported(channelName(msg.channel)), rid);
 }
@@ -125,10 +235,13 @@ function unsubscribe(ctx: ActionContext, session: Session, msg: ClientMessage): 
     }
     const folderId = phpInt(msg.data.folder_id);
     ctx.hub.unsubscribeFolder(session, folderId);
+    // Leaving a folder ends this socket's view of an item in it.
+    if (ctx.presence.itemViewFolder(session) === folderId) ctx.presence.stopItemView(session, null, folderId);
     return responseMessage('unsubscribed', { channel: 'folder', folder_id: folderId }, rid);
   }
   if (msg.channel === 'kb') {
     ctx.hub.unsubscribeKb(session);
+    ctx.presence.stopKbView(session, null);
     return responseMessage('unsubscribed', { channel: 'kb' }, rid);
   }
   return requestError(ErrorCode.INVALID_CHANNEL, Msg.channelUnsupported(channelName(msg.channel)), rid);

@@ -7,6 +7,7 @@ import type { Authenticator, Identity } from '../auth/authenticator.js';
 import type { ReconnectTokens } from '../auth/reconnect-tokens.js';
 import type { Config } from '../config/schema.js';
 import type { Hub } from '../fanout/hub.js';
+import type { Presence } from '../fanout/presence.js';
 import { Session } from '../fanout/session.js';
 import { listen } from '../listen.js';
 import { sessionLogger, type Logger } from '../log.js';
@@ -29,6 +30,15 @@ export interface GatewayOptions {
   log: Logger;
   /** Told when a socket with a reconnect token opens and closes (they are kept valid). */
   reconnectTokens: ReconnectTokens;
+  presence: Presence;
+  /** Told when a user's first socket opens and their last one closes (edit-lock release). */
+  departures: Departures;
+}
+
+/** What the gateway tells about users coming and going (src/teampass/lock-release.ts). */
+export interface Departures {
+  userArrived(userId: number): void;
+  userLeft(user: { userId: number; login: string; displayName: string }): void;
 }
 
 export interface GatewayCounters {
@@ -50,6 +60,8 @@ interface Conn {
   ip: string;
   /** Failed authentications count against `ip` (not loopback, not a proxy's own address). */
   countsFailures: boolean;
+  /** The upgrade carried `Origin`: a browser (per-user cap `limits.maxConnectionsPerUser`, else `limits.maxToolConnectionsPerUser`). */
+  browser: boolean;
   session: Session | null;
   limiter: SlidingLog;
   /** Messages received while authentication was still running. */
@@ -100,7 +112,7 @@ export class Gateway {
     this.authLimiter = new AuthFailureLimiter(l.authFailuresPerIp, l.authFailureWindowSec * 1000);
     this.trusted = new Set(this.cfg.server.trustedProxies);
     this.actions = {
-      hub: o.hub, store: o.store, log: o.log,
+      hub: o.hub, presence: o.presence, store: o.store, log: o.log,
       editionLockTimeoutSec: this.cfg.teampass.editionLockTimeoutSec,
       kbLockTimeoutSec: this.cfg.teampass.kbLockTimeoutSec,
     };
@@ -149,6 +161,7 @@ export class Gateway {
       ws,
       ip: addr.ip,
       countsFailures: countsAuthFailures(addr),
+      browser: req.headers.origin !== undefined,
       session: null,
       limiter: new SlidingLog(l.rateLimitMessages, l.rateLimitWindowMs),
       pending: [],
@@ -216,10 +229,14 @@ export class Gateway {
       this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
       return;
     }
-    const max = this.cfg.limits.maxConnectionsPerUser;
-    if (this.o.hub.userSessions(identity.userId).size >= max) {
+    // Browsers and tools (no Origin: TeamPass's dashboard probe, scripts) have a cap each, so
+    // the probe is answered while the admin's tabs use every browser slot, and no tab waits on it.
+    const max = conn.browser ? this.cfg.limits.maxConnectionsPerUser : this.cfg.limits.maxToolConnectionsPerUser;
+    let same = 0;
+    for (const s of this.o.hub.userSessions(identity.userId)) if (s.browser === conn.browser) same++;
+    if (same >= max) {
       this.counters.maxConnectionsRefused++;
-      this.log.warn({ user_id: identity.userId, ip: conn.ip }, 'connection limit exceeded');
+      this.log.warn({ user_id: identity.userId, ip: conn.ip, browser: conn.browser }, 'connection limit exceeded');
       this.refuse(conn, ErrorCode.MAX_CONNECTIONS, Msg.maxConnections(max));
       return;
     }
@@ -227,9 +244,10 @@ export class Gateway {
       this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
       return;
     }
-    const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes);
+    const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes, conn.browser);
     conn.session = session;
     this.o.hub.add(session);
+    this.o.departures.userArrived(identity.userId);
     if (identity.reconnectToken !== null) this.o.reconnectTokens.opened(identity.reconnectToken);
     if (identity.expiresAt !== null) this.armExpiry(conn, identity.expiresAt);
     this.sessionLog(session).info({ user_login: identity.login, auth_method: identity.authMethod, ip: conn.ip, total_connections: this.o.hub.size }, 'connection established');
@@ -373,7 +391,12 @@ export class Gateway {
     const s = conn.session;
     if (s === null) return;
     s.closed = true;
+    this.o.presence.clear(s);
     this.o.hub.remove(s);
+    // Sockets closed by our own shutdown come back to the next daemon: no lock release for them.
+    if (!this.closing && this.o.hub.userSessions(s.userId).size === 0) {
+      this.o.departures.userLeft({ userId: s.userId, login: s.identity.login, displayName: s.identity.displayName });
+    }
     // The reconnect token stays good for its full TTL after the drop (docs/protocol.md §Reconnect tokens).
     if (s.identity.reconnectToken !== null) this.o.reconnectTokens.closed(s.identity.reconnectToken);
     this.sessionLog(s).info({ duration_seconds: Math.round((Date.now() - s.connectedAt) / 1000), remaining_connections: this.o.hub.size }, 'connection closed');

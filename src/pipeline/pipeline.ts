@@ -3,8 +3,13 @@ import type { Hub } from '../fanout/hub.js';
 import { encodeEventMessage } from '../protocol/messages.js';
 import { Deduper } from './dedup.js';
 
-/** Where an event came from. */
-export type EventSource = 'socket' | 'table' | 'api';
+/** Where an event came from: a sender, the table, the programmatic API, or the daemon itself (released edit locks). */
+export type EventSource = 'socket' | 'table' | 'api' | 'daemon';
+
+/** Told of every event right after its fan-out (never of a duplicate). */
+export interface DeliveryObserver {
+  delivered(event: BridgeEvent): void;
+}
 
 export interface AcceptResult {
   /** False when the id was seen within the dedup window: nothing was sent. */
@@ -29,12 +34,12 @@ export interface PipelineCounters {
  * same Buffer to every recipient.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0 } };
+  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0, daemon: 0 } };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
   private seq = 0;
 
-  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string) {
+  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string, private readonly observer: DeliveryObserver | null = null) {
     this.epoch = epoch;
   }
 
@@ -52,6 +57,7 @@ export class Pipeline {
     this.counters.bySource[source]++;
     const recipients = this.hub.deliver(event, () => Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq })));
     this.counters.deliveries += recipients;
+    this.observer?.delivered(event);
     return { delivered: true, seq, recipients };
   }
 }

@@ -17,6 +17,8 @@ export const CloseCode = {
   NORMAL: 1000,
   /** A message larger than `limits.maxFrameBytes` (RFC 6455 "message too big"). */
   MESSAGE_TOO_BIG: 1009,
+  /** TeamPass ended the user's session (`session_expired` event): log in again; the socket's tokens are revoked. */
+  SESSION_EXPIRED: 4001,
   /** Unsent data for this socket passed `limits.maxBufferedBytes`. */
   SLOW_CONSUMER: 4100,
   /** The client kept sending past the rate limit (`limits.floodCloseAfter`). */
@@ -25,6 +27,8 @@ export const CloseCode = {
   HEARTBEAT_TIMEOUT: 4102,
   /** The credentials that opened the socket expired (JWT `exp`): reconnect with a new token. */
   TOKEN_EXPIRED: 4103,
+  /** The user's folder access changed and could not be re-read: reconnect, and access is computed afresh at login. */
+  ACCESS_RECHECK_FAILED: 4104,
   /** The daemon is shutting down or restarting. */
   SHUTDOWN: 4200,
 } as const;
@@ -46,9 +50,11 @@ export function reconnectPolicy(code: number): ReconnectPolicy {
 
 /** Close reasons, all ≤ 123 bytes (RFC 6455 control-frame limit). */
 export const CloseReason: Record<number, string> = {
+  [CloseCode.SESSION_EXPIRED]: 'session expired: log in again',
   [CloseCode.SLOW_CONSUMER]: 'slow consumer: reconnect with backoff',
   [CloseCode.FLOOD]: 'too many messages: reconnect with backoff',
   [CloseCode.HEARTBEAT_TIMEOUT]: 'heartbeat timeout',
   [CloseCode.TOKEN_EXPIRED]: 'token expired: reconnect with a new token',
+  [CloseCode.ACCESS_RECHECK_FAILED]: 'access changed: reconnect',
   [CloseCode.SHUTDOWN]: 'server shutting down: reconnect',
 };

@@ -57,6 +57,15 @@ export const Msg = {
   folderForbidden: 'Access denied to this folder',
   kbForbidden: 'Access denied to knowledge base',
   adminRequired: 'Admin access required',
+  itemIdRequired: 'item_id is required',
+  kbIdRequired: 'kb_id is required',
+  itemNotFound: 'Item not found',
+  kbNotFound: 'KB article not found',
+  itemFolderForbidden: 'Access denied to this item folder',
+  noItemLock: 'No active lock found for this item',
+  noKbLock: 'No active lock found for this KB article',
+  renewItemLockFailed: 'Failed to renew lock',
+  renewKbLockFailed: 'Failed to renew KB lock',
   serverError: 'Internal server error',
 } as const;
 
@@ -107,6 +116,15 @@ export function pongMessage(nowMs: number, requestId: RequestId): Record<string,
 
 export function responseMessage(action: string, fields: Record<string, unknown>, requestId: RequestId): Record<string, unknown> {
   return { type: 'response', status: 'success', action, ...fields, request_id: requestId };
+}
+
+/**
+ * An event the daemon makes itself and does not keep (presence:
+ * `item_viewers_changed`, `kb_viewers_changed`): TeamPass's shape, with
+ * `timestamp` = now and no `id`/`seq`, since it cannot be resumed.
+ */
+export function presenceEventMessage(event: string, data: Record<string, unknown>, nowMs: number): Record<string, unknown> {
+  return { type: 'event', event, data, timestamp: unix(nowMs) };
 }
 
 export interface EventMessageInput {

@@ -412,8 +412,12 @@ export class MysqlStore implements Store {
     return rows.length > 0;
   }
 
-  async revokeUserTokens(userId: number): Promise<number> {
-    const r = await this.#q<ResultSetHeader>('revokeUserTokens', `DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ?`, [userId]);
+  async revokeUserTokens(userId: number, createdUpToSec: number): Promise<number> {
+    const r = await this.#q<ResultSetHeader>(
+      'revokeUserTokens',
+      `DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ? AND created_at <= FROM_UNIXTIME(?)`,
+      [userId, Math.trunc(createdUpToSec)],
+    );
     return r.affectedRows;
   }
 

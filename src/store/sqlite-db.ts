@@ -277,9 +277,9 @@ export class SqliteDb {
     );
   }
 
-  revokeUserTokens(userId: number): number {
+  revokeUserTokens(userId: number, createdUpToSec: number): number {
     return this.#run('revokeUserTokens', () =>
-      this.#stmt(`DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ?`).run(userId).changes,
+      this.#stmt(`DELETE FROM ${this.#t('websocket_tokens')} WHERE user_id = ? AND created_at <= datetime(?, 'unixepoch')`).run(userId, createdUpToSec).changes,
     );
   }
 

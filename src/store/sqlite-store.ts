@@ -216,8 +216,8 @@ export class SqliteStore implements Store {
     return this.#call('kbExists', kbId);
   }
 
-  revokeUserTokens(userId: number): Promise<number> {
-    return this.#call('revokeUserTokens', userId);
+  revokeUserTokens(userId: number, createdUpToSec: number): Promise<number> {
+    return this.#call('revokeUserTokens', userId, createdUpToSec);
   }
 
   journalEvents(events: readonly EventInsert[]): Promise<void> {

@@ -66,7 +66,7 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
     releaseUserLocks: (userId: number) => db.releaseUserLocks(userId),
     itemFolder: (itemId: number) => db.itemFolder(itemId),
     kbExists: (kbId: number) => db.kbExists(kbId),
-    revokeUserTokens: (userId: number) => db.revokeUserTokens(userId),
+    revokeUserTokens: (userId: number, createdUpToSec: number) => db.revokeUserTokens(userId, createdUpToSec),
     journalEvents: (events: readonly EventInsert[]) => db.journalEvents(events),
     insertPendingEvent: (event: EventInsert) => db.insertPendingEvent(event),
     fetchPending: (limit: number) => db.fetchPending(limit),

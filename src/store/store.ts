@@ -143,8 +143,12 @@ export interface Store {
   itemFolder(itemId: number): Promise<number | null>;
   /** True when the KB article exists and is not deleted (`deleted_at IS NULL`). */
   kbExists(kbId: number): Promise<boolean>;
-  /** Delete every `websocket_tokens` row of the user (page and reconnect tokens); returns the count. */
-  revokeUserTokens(userId: number): Promise<number>;
+  /**
+   * Delete the user's `websocket_tokens` rows (page and reconnect tokens)
+   * created at or before `createdUpToSec` (Unix seconds); returns the count.
+   * Tokens minted later (a new login) are kept.
+   */
+  revokeUserTokens(userId: number, createdUpToSec: number): Promise<number>;
 
   // --- events table ----------------------------------------------------------
   /**

@@ -263,13 +263,16 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
   });
 
   describe('#revokeUserTokens', () => {
-    it('deletes every token of the user and no other', async () => {
+    it('deletes the tokens of the user created up to a time, and no other', async () => {
       await seed.seedToken(8, '8'.repeat(64), 3600);
       await seed.seedToken(8, '9'.repeat(63) + '8', -10);
       await seed.seedToken(9, '9'.repeat(64), 3600);
-      expect(await store.revokeUserTokens(8)).toBe(2);
+      const now = Number((await seed.execSql<{ t: number }>(`SELECT ${epochNow()} AS t`))[0].t);
+      expect(await store.revokeUserTokens(8, now - 60)).toBe(0);
+      expect(await store.findTokenUser('8'.repeat(64))).not.toBeNull();
+      expect(await store.revokeUserTokens(8, now + 1)).toBe(2);
       expect(await store.findTokenUser('8'.repeat(64))).toBeNull();
-      expect(await store.revokeUserTokens(8)).toBe(0);
+      expect(await store.revokeUserTokens(8, now + 1)).toBe(0);
       const left = await seed.execSql<{ n: number }>('SELECT COUNT(*) AS n FROM {{prefix}}websocket_tokens WHERE user_id = 9');
       expect(Number(left[0].n)).toBe(1);
     });
