@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeMysql } from '../helpers/mysql.js';
 import {
-  AUTH_FAILED, P, expectHandlerError, expectRefused, hex64, nowSec, startCompat, until,
+  AUTH_FAILED, P, expectHandlerError, expectRefused, hex64, nowSec, sleep, startCompat, until,
   type Compat, type Message, type Tab,
 } from './teampass-compat-shared.js';
 
@@ -172,6 +172,15 @@ describeMysql('TeamPass compatibility: authentication and protocol', () => {
     it('subscribe folder: a folder reached through a role, with a numeric-string id cast to int', async () => {
       const r = await alice.request({ action: 'subscribe', channel: 'folder', data: { folder_id: String(viaRole) } });
       expect(r).toMatchObject({ type: 'response', status: 'success', action: 'subscribed', channel: 'folder', folder_id: viaRole });
+    });
+
+    it('subscribe folder: every roles_values type grants the folder (no type filter at login, §2.4)', async () => {
+      const [r, ndne] = [c.folder(), c.folder()];
+      const u = await c.user();
+      await c.sql.seedRoles(u.id, [{ roleId: c.roleOf(u.id), folderIds: [r], type: 'R' }, { roleId: c.roleOf(u.id) + 1, folderIds: [ndne], type: 'NDNE' }]);
+      const { tab } = await c.tab(u.token);
+      for (const f of [r, ndne]) expect(await tab.request({ action: 'subscribe', channel: 'folder', data: { folder_id: f } })).toMatchObject({ action: 'subscribed', folder_id: f });
+      await tab.close();
     });
 
     it('subscribe folder: forbidden outside the accessible folders, and for "abc" (cast to 0)', async () => {
@@ -349,6 +358,8 @@ describeMysql('TeamPass compatibility: authentication and protocol', () => {
     it('kb (target_id NULL) → KB subscribers, minus exclude_user_id', async () => {
       expect(await c.deliveredTo(tabs, { event: 'kb_updated', target: 'kb', targetId: null, payload: { kb_id: 3 } })).toEqual(['u1a', 'u2']);
       expect(await c.deliveredTo(tabs, { event: 'kb_created', target: 'kb', targetId: null, exclude: u2.id })).toEqual(['u1a']);
+      // target_id is ignored for kb.
+      expect(await c.deliveredTo(tabs, { event: 'kb_deleted', target: 'kb', targetId: 77 })).toEqual(['u1a', 'u2']);
     });
 
     it('broadcast → every socket, minus exclude_user_id', async () => {
@@ -363,5 +374,39 @@ describeMysql('TeamPass compatibility: authentication and protocol', () => {
       for (let i = 0; i < 5; i++) got.push((await tabs.u2.nextNamed('item_updated', (d) => typeof d.seq_no === 'number')).data.seq_no);
       expect(got).toEqual([0, 1, 2, 3, 4]);
     });
+  });
+});
+
+describeMysql('TeamPass compatibility: default message rate limit and heartbeat (§4.1, §4.5)', () => {
+  let c: Compat;
+
+  beforeAll(async () => {
+    c = await startCompat({ 'limits.rateLimitMessages': 10, 'heartbeat.pingIntervalSec': 1, 'heartbeat.pongTimeoutSec': 2, 'teampass.lockReleaseGraceMs': 3_600_000 }, 150);
+  });
+  afterAll(async () => c?.stop());
+
+  it('the 11th message within a second → rate_limited with its request_id; pong is exempt; the socket stays open', async () => {
+    const u = await c.user();
+    const { tab } = await c.tab(u.token);
+    for (let i = 0; i < 20; i++) tab.send({ action: 'pong' });
+    for (let i = 0; i < 11; i++) tab.send({ action: 'ping', request_id: `req_p${i}` });
+    for (let i = 0; i < 10; i++) expect((await tab.next((m) => m.request_id === `req_p${i}`)).type).toBe('pong');
+    expectHandlerError(await tab.next((m) => m.request_id === 'req_p10'), 'rate_limited', 'Too many requests, please slow down', 'req_p10');
+    await until(async () => {
+      tab.send({ action: 'ping', request_id: 'req_later' });
+      const m = await tab.next((x) => x.request_id === 'req_later');
+      return m.type === 'pong';
+    }, 'the window to pass');
+  });
+
+  it('server pings are {type:"ping", timestamp}; a tab answering {"action":"pong"} stays connected past the pong timeout', async () => {
+    const u = await c.user();
+    const { tab } = await c.tab(u.token);
+    const ping = await tab.next((m) => m.type === 'ping', 3000);
+    expect(Object.keys(ping).sort()).toEqual(['timestamp', 'type']);
+    expect(Number.isInteger(ping.timestamp)).toBe(true);
+    await sleep(2600);
+    expect(tab.ws.readyState).toBe(1);
+    expect((await tab.request({ action: 'ping' })).type).toBe('pong');
   });
 });
