@@ -111,6 +111,29 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
       expect((await subscribe(t2, direct)).action).toBe('subscribed');
     });
 
+    it('user target: an event queued right behind it for the revoked folder no longer reaches the user', async () => {
+      // TeamPass dispatches the rows of a poll one by one and resyncs right after
+      // delivering folder_permission_changed (§2.4 poll, §5 resync), so the next row
+      // already sees the reduced subscriptions.
+      const [revoked, kept] = [c.folder(), c.folder()];
+      const u = await c.user({ folders: [kept], roleFolders: [revoked] });
+      const t = await open(u);
+      await subscribe(t, revoked);
+      await subscribe(t, kept);
+      await c.sql.execSql('DELETE FROM teampass_roles_values WHERE role_id = ?', [c.roleOf(u.id)]);
+      const ts = Math.floor(Date.now() / 1000);
+      // Two rows in one statement: the same poll batch.
+      await c.sql.execSql(
+        `INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES
+           ('folder_permission_changed', 'user', ?, ?), ('item_created', 'folder', ?, ?), ('item_created', 'folder', ?, ?)`,
+        [u.id, JSON.stringify({ role_id: c.roleOf(u.id), folders: [revoked], access: '', server_timestamp: ts }),
+          revoked, JSON.stringify({ item_id: 1, folder_id: revoked, label: 'secret', server_timestamp: ts }),
+          kept, JSON.stringify({ item_id: 2, folder_id: kept, label: 'visible', server_timestamp: ts })]);
+      await t.nextNamed('item_created', (d) => d.folder_id === kept);
+      expect(t.events('folder_permission_changed')).toHaveLength(1);
+      expect(t.events('item_created', (m) => m.data.folder_id === revoked)).toEqual([]);
+    });
+
     it('user target after a direct grant is removed (users.queries.php store_user_changes): that folder is dropped too', async () => {
       const [a, b] = [c.folder(), c.folder()];
       const u = await c.user({ folders: [a, b] });

@@ -121,11 +121,26 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
       expect(s.viewing_items[0].item_id).toBe(item);
       expect(sortedViewers(s.viewing_items[0].viewers)).toEqual(sortedOf([alice, bob]));
 
+      // Presence broadcasts go to the folder's subscribers only: alice's unsubscribed tab got none.
+      await c.barrier([a2]);
+      expect(a2.events('item_viewers_changed')).toEqual([]);
+
       // alice closes one tab: she still views through the other.
       await a2.close();
       await c.barrier([b]);
       const s2 = await subscribe(cTab, f);
       expect(sortedViewers(s2.viewing_items[0].viewers)).toEqual(sortedOf([alice, bob]));
+    });
+
+    it('start_item_view: ids are cast like PHP (int)', async () => {
+      const f = c.folder();
+      const u = await c.user({ folders: [f] });
+      const item = await c.item(f);
+      const t = await open(u);
+      const r = await t.request({ action: 'start_item_view', data: { item_id: String(item), folder_id: String(f) } });
+      expect(r).toMatchObject({ type: 'response', status: 'success', action: 'item_view_started', item_id: item, folder_id: f });
+      const s = await t.request({ action: 'stop_item_view', data: { item_id: String(item) } });
+      expect(s).toMatchObject({ type: 'response', status: 'success', action: 'item_view_stopped', item_id: item, folder_id: f });
     });
 
     it('starting the same view twice answers twice but broadcasts once', async () => {
@@ -473,6 +488,25 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
       ]);
       expect(asJson(rows[0].payload)).toMatchObject({ item_id: item, folder_id: f, user_id: e.id, user_login: e.login, reason: 'disconnected' });
       expect(asJson(rows[1].payload)).toMatchObject({ kb_id: kb, user_id: e.id, user_login: e.login, reason: 'disconnected' });
+    });
+
+    it('one event per lock, each to the folder of its item', async () => {
+      const g = c.folder();
+      const watcher = await open(await c.user({ admin: true }));
+      await subscribe(watcher, f);
+      await subscribe(watcher, g);
+      const e = await c.user({ folders: [f, g] });
+      const [i1, i2, i3] = [await c.item(f), await c.item(f), await c.item(g)];
+      for (const [itemId, folderId] of [[i1, f], [i2, f], [i3, g]]) await c.sql.seedItemLock({ itemId, folderId, userId: e.id });
+      const t = await open(e);
+      await t.close();
+      for (const [itemId, folderId] of [[i1, f], [i2, f], [i3, g]]) {
+        const m = await watcher.nextNamed('item_edition_stopped', (d) => d.item_id === itemId);
+        expect(m.data).toMatchObject({ item_id: itemId, folder_id: folderId, user_id: e.id, reason: 'disconnected' });
+      }
+      await c.barrier([watcher]);
+      expect(watcher.events('item_edition_stopped', (m) => m.data.user_id === e.id)).toHaveLength(3);
+      expect(await itemLocks(e.id)).toBe(0);
     });
 
     it('only when the LAST socket closes', async () => {
