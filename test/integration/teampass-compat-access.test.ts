@@ -107,6 +107,10 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
 
       const again = await subscribe(t2, revoked);
       expectHandlerError(again, 'forbidden', 'Access denied to this folder', again.request_id);
+      // The replaced ACL also guards presence (§4.2 start_item_view: canAccessFolder).
+      const item = await c.item(revoked);
+      const view = await t2.request({ action: 'start_item_view', data: { item_id: item } });
+      expectHandlerError(view, 'forbidden', 'Access denied to this item folder', view.request_id);
       expect(await subscribe(t2, granted)).toMatchObject({ type: 'response', status: 'success', action: 'subscribed', folder_id: granted });
       expect((await subscribe(t2, direct)).action).toBe('subscribed');
     });
@@ -203,12 +207,20 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
       expect((await bystander.request({ action: 'ping' })).type).toBe('pong');
     });
 
-    it('any reason (session_timeout): same handling', async () => {
-      const u = await c.user();
+    it('any reason (session_timeout): same handling; the closed socket\'s item view ends', async () => {
+      const f = c.folder();
+      const u = await c.user({ folders: [f] });
+      const o = await c.user({ folders: [f] });
+      const item = await c.item(f);
+      const obs = await open(o);
+      await subscribe(obs, f);
       const { tab, connected } = await c.tab(u.token);
+      await tab.request({ action: 'start_item_view', data: { item_id: item } });
+      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item && d.viewers.length === 1);
       await c.emit({ event: 'session_expired', target: 'user', targetId: u.id, payload: { reason: 'session_timeout' } });
       expect((await tab.nextNamed('session_expired')).data.reason).toBe('session_timeout');
       expect((await tab.closed).code).toBe(4001);
+      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item && d.viewers.length === 0);
       await until(async () => (await c.rows('SELECT id FROM <p>websocket_tokens WHERE user_id = ?', [u.id])).length === 0, 'tokens deleted', 5000);
       await expectRefused(c.raw(connected.reconnect_token), 'auth_failed', AUTH_FAILED);
     });

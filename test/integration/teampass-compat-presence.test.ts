@@ -516,6 +516,7 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
       const t1 = await open(e);
       const t2 = await open(e);
       await t1.close();
+      // Proving an absence: wait out twice the grace period, then a barrier for anything in flight.
       await sleep(GRACE_MS * 2);
       await c.barrier([observer]);
       expect(await itemLocks(e.id)).toBe(1);
@@ -556,7 +557,6 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
         const t = await open(e);
         await t.close();
         await until(async () => (await itemLocks(e.id)) === 0, 'the lock to be deleted', 5000);
-        await sleep(100);
         await c.barrier([observer]);
         expect(observer.events('item_edition_stopped', (m) => m.data.item_id === item)).toEqual([]);
         expect(await c.rows(`SELECT id FROM <p>websocket_events WHERE event_type = 'item_edition_stopped' AND JSON_VALUE(payload, '$.user_id') = ?`, [e.id])).toEqual([]);
