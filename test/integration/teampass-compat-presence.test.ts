@@ -3,7 +3,7 @@
  * §11.16), edit locks seen on subscribe and renewed over WS (§2.4, §4.2,
  * §11.9-10) and the release of a user's locks after their last socket closes
  * (§2.4, §5 "On close", §11.17), with tp-ws's grace period
- * (`teampass.lockReleaseGraceMs`, 300 ms here).
+ * (`teampass.lockReleaseGraceMs`, GRACE_MS here, short but with room for a reconnect on a loaded machine).
  * Written from the reference, not from tp-ws's code.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import {
   type Compat, type Message, type Tab, type TpUser,
 } from './teampass-compat-shared.js';
 
-const GRACE_MS = 300;
+const GRACE_MS = 500;
 
 /** An `item_viewers_changed` event as §5 shapes it. */
 function expectItemViewers(m: Message, itemId: number, folderId: number, viewers: TpUser[]): void {
