@@ -119,12 +119,13 @@ export class Hub {
     }
     // TeamPass applies exclude_user_id to folder, kb and broadcast, never to user targets.
     const exclude = event.targetType === 'user' ? null : event.excludeUserId;
+    const folderId = event.targetType === 'folder' ? event.targetId : null;
     let sent = 0;
     let data: Buffer | null = null;
     for (const s of pool) {
       if (s.userId === exclude) continue;
       data ??= encode();
-      if (s.sendText(data)) sent++;
+      if (s.sendText(data, folderId)) sent++;
     }
     return sent;
   }

@@ -41,7 +41,9 @@ export interface EventReactionsCounters {
  * - `folder_permission_changed` for a user: their accessible folders are
  *   read again, as at login (direct grants ∪ role folders), the new set
  *   replaces the old on every socket of the user, and subscriptions (and an
- *   item view) in folders no longer allowed end. Sent to a folder instead,
+ *   item view) in folders no longer allowed end. Meanwhile those sockets keep
+ *   back what arrives, and then drop the folder events the new set refuses,
+ *   so nothing queued behind the change reaches a folder just lost. Sent to a folder instead,
  *   the same happens for every user who received it. Sockets opened with a
  *   JWT keep the folders of their token. When the database cannot be read
  *   after a few tries, the user's sockets are closed with 4104 (reconnect):
@@ -102,6 +104,10 @@ export class EventReactions {
     if (!this.hasTokenSessions(userId)) return;
     const fresh = { again: false };
     this.rechecking.set(userId, fresh);
+    // Until the new access is applied, the user's sockets keep back what comes next (an
+    // event for the folder just lost may already be behind this one in the same batch).
+    const held = this.tokenSessions(userId);
+    for (const s of held) s.hold();
     this.track((async () => {
       try {
         do {
@@ -110,6 +116,7 @@ export class EventReactions {
         } while (fresh.again && !this.closed);
       } finally {
         this.rechecking.delete(userId);
+        for (const s of held) s.release((f) => s.identity.isAdmin || s.identity.folders.has(f));
       }
     })());
   }
