@@ -1,7 +1,9 @@
 /**
- * Loads the tp-ws configuration: defaults < JSON config file < `TPWS_*`
- * environment < CLI flags, every value parsed and validated against
- * `SCHEMA`, then deep-frozen.
+ * Loads the tp-ws configuration: defaults < TeamPass install (when
+ * `teampass.root` is set) < JSON config file < `TPWS_*` environment < CLI
+ * flags, every value parsed and validated against `SCHEMA`, then
+ * deep-frozen. Where each value came from is kept (`loadConfigWithOrigins`)
+ * for errors and for `print-config --origins`.
  *
  * Errors name the key, where the value came from and the broken rule
  * (`in server.port (from --port): must be an integer from 0 to 65535`), the
@@ -13,8 +15,9 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { TpWsError } from '../errors.js';
+import { TpWsError, isTpWsError } from '../errors.js';
 import { parseStoreUrl, withoutStorePassword } from '../store/store-url.js';
+import { readTeampassInstall, type TeampassInstall } from '../teampass/install.js';
 import { SCHEMA, type Config, type KeySpec } from './schema.js';
 
 /** Where configuration values come from; every field is optional. */
@@ -35,12 +38,36 @@ export interface ConfigSources {
   flags?: Record<string, unknown>;
 }
 
-/** Where one value came from, for error messages. */
-type Origin = { kind: 'default' } | { kind: 'file'; file: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string };
+/**
+ * Where one value came from: the schema default (computed ones included), a
+ * config file, an environment variable, a flag, or a TeamPass install's PHP
+ * file (`from` names the PHP constant or key and its line).
+ */
+export type ConfigOrigin =
+  | { readonly kind: 'default' }
+  | { readonly kind: 'teampass'; readonly file: string; readonly from: string }
+  | { readonly kind: 'file'; readonly file: string }
+  | { readonly kind: 'env'; readonly name: string }
+  | { readonly kind: 'flag'; readonly name: string };
+
+type Origin = ConfigOrigin;
 
 interface Resolved {
   value: unknown;
   origin: Origin;
+}
+
+/** What a TeamPass install contributed, without the values (the decrypted password stays in the config only). */
+export type TeampassSummary = Omit<TeampassInstall, 'values'>;
+
+/** A loaded configuration with the origin of every value. */
+export interface LoadedConfig {
+  /** The validated, deep-frozen configuration (what `loadConfig` returns). */
+  readonly config: Readonly<Config>;
+  /** Dotted key → where its value came from, for every schema key, in schema order. */
+  readonly origins: ReadonlyMap<string, ConfigOrigin>;
+  /** The TeamPass install read for `teampass.root` (files, ignored settings), or null when it is unset. */
+  readonly teampass: TeampassSummary | null;
 }
 
 /**
@@ -53,10 +80,17 @@ const EMPTY_ALLOWED: ReadonlySet<string> = new Set(['ingest.socket', 'store.tabl
 const SPEC_BY_KEY: ReadonlyMap<string, KeySpec> = new Map(SCHEMA.map((s) => [s.key, s]));
 const KEYS: readonly string[] = SCHEMA.map((s) => s.key);
 
-function describeOrigin(origin: Origin): string {
+/**
+ * An origin in words, as errors and `print-config --origins` show it:
+ * `default`, `config file PATH`, `TPWS_PORT`, `--port`, or
+ * `TeamPass install /path/websocket.php ('port' line 6)`.
+ */
+export function describeOrigin(origin: ConfigOrigin): string {
   switch (origin.kind) {
     case 'default':
       return 'default';
+    case 'teampass':
+      return `TeamPass install ${origin.file} (${origin.from})`;
     case 'file':
       return `config file ${origin.file}`;
     case 'env':
@@ -286,7 +320,8 @@ function deepFreeze<T>(value: T): Readonly<T> {
 /**
  * Builds the configuration from defaults, a JSON file, the environment and
  * flags (later sources win), validates every key and the cross-key rules,
- * and returns a deep-frozen `Config`.
+ * and returns a deep-frozen `Config`. Same as
+ * `loadConfigWithOrigins(sources).config`, which documents the TeamPass layer.
  *
  * Computed defaults: `stateDir` = `$STATE_DIRECTORY` (first path) else
  * `$XDG_STATE_HOME/tp-ws` else `~/.local/state/tp-ws`; `store.url` =
@@ -298,19 +333,63 @@ function deepFreeze<T>(value: T): Readonly<T> {
  * @returns the validated, frozen configuration
  * @throws TpWsError `TPWS_ERR_CONFIG_FILE` when the file cannot be read or is
  *   not a JSON object; `TPWS_ERR_CONFIG_INVALID` naming the key, its source
- *   and the rule for any bad value or unknown file key
+ *   and the rule for any bad value or unknown file key;
+ *   `TPWS_ERR_TEAMPASS_CONFIG` when `teampass.root` is set and its files
+ *   cannot be read
  */
 export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
+  return loadConfigWithOrigins(sources).config;
+}
+
+/**
+ * Reads the TeamPass install named by the explicitly given `teampass.root`,
+ * deriving only the store settings that were not given explicitly: the
+ * store URL and its password are one unit (a `store.url` given drops both;
+ * a `store.password` or `store.passwordFile` given drops the derived
+ * password), so a password is never paired with a URL it was not meant for.
+ */
+function readTeampassLayer(explicit: ReadonlyMap<string, Resolved>): TeampassInstall | null {
+  const root = explicit.get('teampass.root');
+  if (root === undefined || root.value === null) return null;
+  root.value = resolve(root.value as string);
+  const storeUrl = !explicit.has('store.url');
+  const storePassword = storeUrl && !explicit.has('store.password') && !explicit.has('store.passwordFile');
+  try {
+    return readTeampassInstall(root.value as string, { storeUrl, storePassword });
+  } catch (err) {
+    if (!isTpWsError(err)) throw err;
+    throw new TpWsError(err.code, `in teampass.root (from ${describeOrigin(root.origin)}): ${err.message}`, { cause: err });
+  }
+}
+
+/**
+ * `loadConfig`, also returning where each value came from and what a
+ * TeamPass install contributed.
+ *
+ * When `teampass.root` is set (config file, `TPWS_TEAMPASS_ROOT` or
+ * `--teampass-root`; resolved first, against the working directory), the
+ * values read from that TeamPass install (`src/teampass/install.ts`) come
+ * between the defaults and the config file: the file, the environment and
+ * flags win over them. They are validated by the same rules, and errors
+ * name their PHP file as the origin. When `limits.maxMessageBytes` comes
+ * from TeamPass above the default `limits.maxFrameBytes`, the frame limit
+ * is raised to match (TeamPass has one limit; a valid TeamPass value must
+ * not fail tp-ws's rule between the two).
+ *
+ * @param sources - file path, environment (default `process.env`) and flags
+ * @returns the frozen configuration, the origin of every key, and a summary
+ *   of the TeamPass install (null without `teampass.root`)
+ * @throws TpWsError as `loadConfig`
+ */
+export function loadConfigWithOrigins(sources: ConfigSources = {}): LoadedConfig {
   const env = sources.env ?? process.env;
   const flags = sources.flags ?? {};
   const fileValues = sources.file !== undefined && sources.file !== null ? readConfigFile(sources.file) : new Map<string, unknown>();
 
-  const resolved = new Map<string, Resolved>();
+  // Values given explicitly (file < env < flag), before any default.
+  const explicit = new Map<string, Resolved>();
   for (const spec of SCHEMA) {
-    // Copy array defaults: the result is frozen and must not freeze SCHEMA.
-    const dflt = Array.isArray(spec.default) ? [...(spec.default as readonly string[])] : spec.default;
-    let r: Resolved = { value: dflt, origin: { kind: 'default' } };
-
+    let r: Resolved | undefined;
     if (fileValues.has(spec.key)) {
       const origin: Origin = { kind: 'file', file: sources.file as string };
       const raw = fileValues.get(spec.key);
@@ -335,7 +414,28 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
         r = { value: parseValue(spec, flagRaw, origin), origin };
       }
     }
+    if (r !== undefined) explicit.set(spec.key, r);
+  }
+
+  const install = readTeampassLayer(explicit);
+
+  const resolved = new Map<string, Resolved>();
+  for (const spec of SCHEMA) {
+    let r = explicit.get(spec.key);
+    const fromTeampass = install?.values.get(spec.key);
+    if (r === undefined && fromTeampass !== undefined) {
+      const origin: Origin = { kind: 'teampass', file: fromTeampass.file, from: fromTeampass.from };
+      r = { value: parseValue(spec, fromTeampass.value, origin), origin };
+    }
+    // Copy array defaults: the result is frozen and must not freeze SCHEMA.
+    r ??= { value: Array.isArray(spec.default) ? [...(spec.default as readonly string[])] : spec.default, origin: { kind: 'default' } };
     resolved.set(spec.key, r);
+  }
+
+  const message = resolved.get('limits.maxMessageBytes') as Resolved;
+  const frame = resolved.get('limits.maxFrameBytes') as Resolved;
+  if (message.origin.kind === 'teampass' && frame.origin.kind === 'default' && (message.value as number) > (frame.value as number)) {
+    resolved.set('limits.maxFrameBytes', { value: message.value, origin: { ...message.origin, from: `${message.origin.from}, raised to match limits.maxMessageBytes` } });
   }
 
   // Computed defaults, in dependency order: stateDir feeds the other two.
@@ -363,8 +463,18 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   checkCrossKeys(resolved);
 
   const cfg: Record<string, unknown> = {};
-  for (const spec of SCHEMA) setPath(cfg, spec.key, (resolved.get(spec.key) as Resolved).value);
-  return deepFreeze(cfg as unknown as Config);
+  const origins = new Map<string, ConfigOrigin>();
+  for (const spec of SCHEMA) {
+    const r = resolved.get(spec.key) as Resolved;
+    setPath(cfg, spec.key, r.value);
+    origins.set(spec.key, r.origin);
+  }
+  let teampass: TeampassSummary | null = null;
+  if (install !== null) {
+    const { values: _values, ...summary } = install;
+    teampass = deepFreeze({ ...summary, ignored: [...summary.ignored] });
+  }
+  return { config: deepFreeze(cfg as unknown as Config), origins, teampass };
 }
 
 /** Environment variables that computed defaults read (`stateDir`, `store.url`, `ingest.socket`). */
