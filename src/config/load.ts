@@ -352,8 +352,11 @@ function readTeampassLayer(explicit: ReadonlyMap<string, Resolved>): TeampassIns
   const root = explicit.get('teampass.root');
   if (root === undefined || root.value === null) return null;
   root.value = resolve(root.value as string);
-  const storeUrl = !explicit.has('store.url');
-  const storePassword = storeUrl && !explicit.has('store.password') && !explicit.has('store.passwordFile');
+  // A null from the config file means "unset" (print-config writes one for
+  // every unset key), so it neither drops nor replaces a derived value.
+  const given = (key: string): boolean => (explicit.get(key)?.value ?? null) !== null;
+  const storeUrl = !given('store.url');
+  const storePassword = storeUrl && !given('store.password') && !given('store.passwordFile');
   try {
     return readTeampassInstall(root.value as string, { storeUrl, storePassword });
   } catch (err) {
@@ -370,7 +373,8 @@ function readTeampassLayer(explicit: ReadonlyMap<string, Resolved>): TeampassIns
  * `--teampass-root`; resolved first, against the working directory), the
  * values read from that TeamPass install (`src/teampass/install.ts`) come
  * between the defaults and the config file: the file, the environment and
- * flags win over them. They are validated by the same rules, and errors
+ * flags win over them (a `null` in the file is "unset" and does not). They
+ * are validated by the same rules, and errors
  * name their PHP file as the origin. When `limits.maxMessageBytes` comes
  * from TeamPass above the default `limits.maxFrameBytes`, the frame limit
  * is raised to match (TeamPass has one limit; a valid TeamPass value must
@@ -423,7 +427,7 @@ export function loadConfigWithOrigins(sources: ConfigSources = {}): LoadedConfig
   for (const spec of SCHEMA) {
     let r = explicit.get(spec.key);
     const fromTeampass = install?.values.get(spec.key);
-    if (r === undefined && fromTeampass !== undefined) {
+    if ((r === undefined || r.value === null) && fromTeampass !== undefined) {
       const origin: Origin = { kind: 'teampass', file: fromTeampass.file, from: fromTeampass.from };
       r = { value: parseValue(spec, fromTeampass.value, origin), origin };
     }

@@ -142,6 +142,13 @@ describe('loadConfigWithOrigins with teampass.root', () => {
       expect(viaEnv).toMatchObject({ url: 'mysql://teampass@127.0.0.1:3306/teampass', password: 'given' });
     });
 
+    it('treats a null in the config file as unset: it neither drops nor replaces a derived value', () => {
+      const file = configFile({ store: { url: null, password: null, passwordFile: null }, teampass: { root: FIXTURE } });
+      const { config, origins } = load({ file });
+      expect(config.store).toMatchObject({ url: 'mysql://teampass@127.0.0.1:3306/teampass', password: PASSWORD, passwordFile: null });
+      expect(origins.get('store.password')?.kind).toBe('teampass');
+    });
+
     it('lets an explicit SQLite store stand beside a TeamPass root', () => {
       const { config } = load({ env: { TPWS_STORE: 'sqlite:/tmp/x.db' }, flags: { teampassRoot: FIXTURE } });
       expect(config.store.url).toBe('sqlite:/tmp/x.db');
