@@ -7,6 +7,7 @@
  */
 
 import { TpWsError, isTpWsError } from '../errors.js';
+import { SECRETS_DIR, SETTINGS_PHP, SETTINGS_PHP_MAPPING, WEBSOCKET_PHP, WEBSOCKET_PHP_MAPPING, type TeampassMapping } from '../teampass/install.js';
 import { loadConfig } from './load.js';
 import { SCHEMA, type KeySpec } from './schema.js';
 
@@ -99,6 +100,12 @@ function table(specs: readonly KeySpec[]): string {
   return ['| key | env | flag | default | description |', '|---|---|---|---|---|', ...rows.map((r) => `| ${r} |`)].join('\n');
 }
 
+/** One mapping table of a TeamPass file: its setting, the tp-ws key it sets (or none) and how or why. */
+function mappingTable(rows: readonly TeampassMapping[], php: string): string {
+  const lines = rows.map((r) => [r.php.split(', ').map(code).join(', '), r.key === null ? 'not taken' : code(r.key), r.note].map(cell).join(' | '));
+  return [`| ${php} | tp-ws key | how, or why not |`, '|---|---|---|', ...lines.map((l) => `| ${l} |`)].join('\n');
+}
+
 /** The real message for a bad `--port`, so the example cannot go stale. */
 function sampleError(): string {
   try {
@@ -138,9 +145,11 @@ export function renderConfigurationMarkdown(): string {
     'Sources are applied in this order, and a later one wins:',
     '',
     '1. the built-in defaults listed below;',
-    '2. the JSON file given with `--config FILE`;',
-    '3. `TPWS_*` environment variables (for example from a systemd `EnvironmentFile=`);',
-    '4. command-line flags.',
+    '2. the TeamPass installation named by `teampass.root` (`--teampass-root DIR`),',
+    '   when it is set: see [Reading a TeamPass installation](#reading-a-teampass-installation);',
+    '3. the JSON file given with `--config FILE`;',
+    '4. `TPWS_*` environment variables (for example from a systemd `EnvironmentFile=`);',
+    '5. command-line flags.',
     '',
     '## Config file',
     '',
@@ -190,8 +199,52 @@ export function renderConfigurationMarkdown(): string {
     '```',
     '',
     'Values of secret keys are never quoted in errors. A config file that cannot',
-    'be read or is not a JSON object gives `TPWS_ERR_CONFIG_FILE`; every other',
-    'configuration error is `TPWS_ERR_CONFIG_INVALID` (see [errors.md](errors.md)).',
+    'be read or is not a JSON object gives `TPWS_ERR_CONFIG_FILE`; a TeamPass',
+    'installation whose files cannot be read or used gives `TPWS_ERR_TEAMPASS_CONFIG`;',
+    'every other configuration error is `TPWS_ERR_CONFIG_INVALID` (see [errors.md](errors.md)).',
+    '',
+    '## Reading a TeamPass installation',
+    '',
+    '`--teampass-root DIR` (`TPWS_TEAMPASS_ROOT`, `teampass.root` in the file) names',
+    'TeamPass\'s installation directory, the one holding `app/` and `secrets/`. tp-ws',
+    'then reads two of TeamPass\'s files in place, as TeamPass\'s own daemon does:',
+    `\`${SETTINGS_PHP}\` (required) and \`${WEBSOCKET_PHP}\``,
+    '(optional: without it the defaults apply, which are TeamPass\'s).',
+    'It never runs PHP: it takes the literal values (strings,',
+    'numbers, `true`, `false`) of the `define("NAME", value)` calls and of the',
+    '`return [ \'key\' => value, … ];` array, and skips anything else, such as',
+    '`__DIR__ . \'/../logs/websocket.log\'`.',
+    '',
+    mappingTable(SETTINGS_PHP_MAPPING, '`settings.php`'),
+    '',
+    mappingTable(WEBSOCKET_PHP_MAPPING, '`websocket.php`'),
+    '',
+    '- **Precedence**: the config file, `TPWS_*` variables and flags win over what is',
+    '  read from TeamPass (a key set to `null` in the file counts as unset). The store URL and',
+    '  its password are one unit: giving `store.url` drops both values read from',
+    '  TeamPass; giving `store.password` or `store.passwordFile` drops the password',
+    '  read from TeamPass and keeps its URL.',
+    `- **The password**: a \`DB_PASSWD\` that starts with \`def\` is decrypted (Defuse v2) with the`,
+    `  key file \`${SECRETS_DIR}/<SECUREFILE>\` of the installation directory (or`,
+    '  `<SECUREPATH>/<SECUREFILE>` when `settings.php` defines `SECUREPATH` and the',
+    '  first is missing), so tp-ws\'s user must be able to read that file and',
+    '  `settings.php`. The password is decrypted in memory only: it is never logged,',
+    '  quoted in an error or printed (`print-config` leaves it out even with',
+    '  `--show-secrets`).',
+    '- **Errors**: `DB_HOST`, `DB_USER`, `DB_NAME` and `DB_PASSWD` must be literal',
+    '  `define`s (while tp-ws derives the store); a missing one, an unreadable file or a',
+    '  key that does not decrypt `DB_PASSWD` stops tp-ws with `TPWS_ERR_TEAMPASS_CONFIG`',
+    '  naming the file, the constant and the fix. A value read from TeamPass is checked',
+    '  by the rules below; the error names its PHP file, the setting and its line:',
+    '  `in server.port (from TeamPass install /var/www/html/TeamPass/app/websocket/config/websocket.php (\'port\' line 6)): must be an integer from 0 to 65535 (got 70000)`.',
+    '- **`DB_HOST` `localhost`**: PHP\'s mysqli reaches `localhost` through the MySQL',
+    '  server\'s Unix socket, tp-ws over TCP. If the server listens on its socket only,',
+    '  give `store.url` with `?socket=PATH`, and the password through',
+    '  `store.password` or `store.passwordFile`.',
+    '- **Where each value came from**: `tp-ws print-config --teampass-root DIR --origins`',
+    '  prints every key with its origin, for example',
+    '  `(from TeamPass install …/websocket.php (\'port\' line 6))`, and then the',
+    '  TeamPass settings that were not taken, with the reason.',
     '',
     '## Checking and printing',
     '',
@@ -207,6 +260,11 @@ export function renderConfigurationMarkdown(): string {
     '  `--show-secrets`; otherwise they are left out (the password of `store.url`',
     '  too) and stderr names them, so the output loads back once they come from',
     '  the environment (`TPWS_JWT_SECRET`, `TPWS_STORE_PASSWORD`, …).',
+    '  Values read from a TeamPass installation are left out of `--json` and `--env`',
+    '  too: the printed `teampass.root` reads them again, so the output still loads',
+    '  back to the same configuration. `--origins` prints one line per key,',
+    '  `key = value   (from ORIGIN)`, where the origin is `default`, `config file PATH`,',
+    '  the environment variable, the flag, or `TeamPass install FILE (SETTING line N)`.',
     '',
     '## Keys',
   );
