@@ -126,16 +126,38 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
       await subscribe(t, kept);
       await c.sql.execSql('DELETE FROM teampass_roles_values WHERE role_id = ?', [c.roleOf(u.id)]);
       const ts = Math.floor(Date.now() / 1000);
-      // Two rows in one statement: the same poll batch.
+      // Rows in one statement: the same poll batch.
       await c.sql.execSql(
         `INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES
-           ('folder_permission_changed', 'user', ?, ?), ('item_created', 'folder', ?, ?), ('item_created', 'folder', ?, ?)`,
+           ('folder_permission_changed', 'user', ?, ?), ('item_created', 'folder', ?, ?), ('task_completed', 'user', ?, ?), ('item_created', 'folder', ?, ?)`,
         [u.id, JSON.stringify({ role_id: c.roleOf(u.id), folders: [revoked], access: '', server_timestamp: ts }),
           revoked, JSON.stringify({ item_id: 1, folder_id: revoked, label: 'secret', server_timestamp: ts }),
+          u.id, JSON.stringify({ task_id: 3, server_timestamp: ts }),
           kept, JSON.stringify({ item_id: 2, folder_id: kept, label: 'visible', server_timestamp: ts })]);
       await t.nextNamed('item_created', (d) => d.folder_id === kept);
-      expect(t.events('folder_permission_changed')).toHaveLength(1);
       expect(t.events('item_created', (m) => m.data.folder_id === revoked)).toEqual([]);
+      // Everything else still arrives, in insertion order (§11.13).
+      expect(t.history.filter((m) => m.type === 'event').map((m) => m.event)).toEqual(['folder_permission_changed', 'task_completed', 'item_created']);
+    });
+
+    it('folder target: an event for that folder queued right behind it no longer reaches a user who lost the folder', async () => {
+      const f = c.folder();
+      const losing = await c.user({ folders: [f] });
+      const keeping = await c.user({ folders: [f] });
+      const tl = await open(losing);
+      const tk = await open(keeping);
+      await subscribe(tl, f);
+      await subscribe(tk, f);
+      await c.sql.execSql('DELETE FROM teampass_users_groups WHERE user_id = ? AND group_id = ?', [losing.id, f]);
+      const ts = Math.floor(Date.now() / 1000);
+      await c.sql.execSql(
+        `INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES
+           ('folder_permission_changed', 'folder', ?, ?), ('item_created', 'folder', ?, ?)`,
+        [f, JSON.stringify({ folders: [f], server_timestamp: ts }), f, JSON.stringify({ item_id: 5, folder_id: f, label: 'secret', server_timestamp: ts })]);
+      await tk.nextNamed('item_created', (d) => d.item_id === 5);
+      await c.barrier([tl, tk]);
+      expect(tl.events('folder_permission_changed')).toHaveLength(1);
+      expect(tl.events('item_created')).toEqual([]);
     });
 
     it('user target after a direct grant is removed (users.queries.php store_user_changes): that folder is dropped too', async () => {
