@@ -174,6 +174,17 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
       expectHandlerError(r, 'forbidden', 'Access denied to this folder', r.request_id);
     });
 
+    it('user target for a user with no socket: marked processed, nothing else happens', async () => {
+      const u = await c.user();
+      const id = await c.emit({ event: 'folder_permission_changed', target: 'user', targetId: u.id, payload: { source: 'direct_grant' } });
+      await until(async () => Number((await c.rows('SELECT processed FROM <p>websocket_events WHERE id = ?', [id]))[0].processed) === 1, 'processed = 1', 5000);
+      // The user connects afterwards with the folders of the database.
+      const f = c.folder();
+      await c.sql.seedGroups(u.id, [f]);
+      const t = await open(u);
+      expect((await subscribe(t, f)).action).toBe('subscribed');
+    });
+
     it('user target for an admin: nothing is dropped (admins reach every folder)', async () => {
       const f = c.folder();
       const adm = await c.user({ admin: true });
