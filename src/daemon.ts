@@ -21,6 +21,7 @@ import { openConfiguredStore } from './store/open-store.js';
 import { Retention } from './store/retention.js';
 import { EventReactions } from './teampass/event-reactions.js';
 import { LockReleaser } from './teampass/lock-release.js';
+import { checkListenAgreement } from './teampass/listen-agreement.js';
 import type { MigrateResult, Store } from './store/store.js';
 import { uuidv7 } from './uuid.js';
 
@@ -145,6 +146,7 @@ export class Daemon {
       this.log.warn({ path: this.jwtKey.path }, 'using a development JWT secret from the state directory; set auth.jwt.secret or auth.jwt.publicKeyFile in production');
     }
     const ws = await this.gateway.listen();
+    await this.warnOnListenDisagreement(ws.port);
     this.reconnectTokens.start();
     await this.ingest?.listen();
     if (this.poller !== null) this.pollerDone = this.poller.run(this.pollerAbort.signal);
@@ -167,6 +169,20 @@ export class Daemon {
     }
     this.addresses = { ws, admin };
     this.log.info({ host: ws.address, port: ws.port, admin_port: admin?.port ?? null, socket: this.ingest?.path ?? null, store: this.store.kind, epoch: this.pipeline.epoch }, 'tp-ws started');
+  }
+
+  /**
+   * TeamPass's PHP side finds the daemon through misc websocket_host/port, not
+   * through its websocket.php (TeamPass issue #5218): say so when they do not
+   * reach this listener. A store that cannot answer is not a reason to stop.
+   */
+  private async warnOnListenDisagreement(port: number): Promise<void> {
+    try {
+      const w = await checkListenAgreement((k) => this.store.getMisc(k), { host: this.config.server.host, port });
+      if (w !== null) this.log.warn({ misc_host: w.misc_host, misc_port: w.misc_port, host: w.host, port: w.port, fix: w.fix }, w.message);
+    } catch (err) {
+      this.log.debug({ err }, 'could not read misc websocket_host/websocket_port');
+    }
   }
 
   get address(): DaemonAddresses {

@@ -248,3 +248,21 @@ describeStores('TeamPass live state', ({ newStoreUrl }) => {
     });
   });
 });
+
+describeStores('TeamPass misc websocket_host/port', ({ newStoreUrl }) => {
+  it('warns at start when misc websocket_port does not reach the listener, with the fix', async () => {
+    const url = await newStoreUrl();
+    const first = await startDaemon({ 'store.url': url });
+    const seed = await openSeeder(url, 'teampass_');
+    await seed.seedMisc({ websocket_host: '127.0.0.1', websocket_port: '1' });
+    await seed.close();
+    await first.stop();
+    const d = await startDaemon({ 'store.url': url });
+    try {
+      const warning = d.logs.find((l) => l.level === 'warn' && l.misc_port === '1');
+      expect(warning).toMatchObject({ misc_host: '127.0.0.1', port: d.daemon.address.ws.port, fix: expect.any(String) });
+    } finally {
+      await d.stop();
+    }
+  });
+});
