@@ -108,6 +108,15 @@ describe('tp-ws print-config with --teampass-root', () => {
     expect(valuesOf(again.stdout)).toEqual(valuesOf(before.stdout));
   });
 
+  it('does not print the decrypted password with --show-secrets either, in JSON or --env', () => {
+    // tpWs() fails the test if the password appears on stdout or stderr.
+    for (const format of ['--json', '--env']) {
+      const res = tpWs(['print-config', format, '--show-secrets', '--teampass-root', FIXTURE]);
+      expect(res.status).toBe(0);
+      expect(res.stderr).toContain('store.password');
+    }
+  });
+
   it('--env comments out the values read from TeamPass and keeps TPWS_TEAMPASS_ROOT', () => {
     const res = tpWs(['print-config', '--env', '--teampass-root', FIXTURE]);
     expect(res.stdout).toContain(`TPWS_TEAMPASS_ROOT=${FIXTURE}\n`);
