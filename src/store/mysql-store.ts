@@ -38,10 +38,14 @@ import {
   type MigrateOptions,
   type MigrateResult,
   type ReleasedLocks,
+  type ReplayFilter,
+  type ReplayRow,
+  type ReplayScope,
   type Store,
   type TokenUser,
   type UserRecord,
 } from './store.js';
+import { MYSQL_REPLAY, replayWhere } from './replay-query.js';
 
 /** Longest a single query may take before it fails (and its connection is dropped). */
 const QUERY_TIMEOUT_MS = 10_000;
@@ -474,16 +478,7 @@ export class MysqlStore implements Store {
        FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
       [Math.trunc(limit)],
     );
-    return rows.map((r) => ({
-      rowId: Number(r.id),
-      eventUuid: r.event_uuid ?? null,
-      eventType: r.event_type,
-      targetType: r.target_type,
-      targetId: r.target_id === null ? null : Number(r.target_id),
-      payload: payloadText(r.payload),
-      createdAt: Number(r.created) * 1000,
-      readAt: Number(r.now_ts) * 1000,
-    }));
+    return rows.map(toEventRow);
   }
 
   async markProcessed(rowIds: readonly number[], status: number): Promise<void> {
@@ -512,6 +507,32 @@ export class MysqlStore implements Store {
       `DELETE FROM ${this.#t('websocket_tokens')} WHERE expires_at < NOW()`,
     );
     return res.affectedRows;
+  }
+
+  async countReplayEvents(filter: ReplayFilter): Promise<ReplayScope> {
+    const t = this.#t('websocket_events');
+    // MAX(id) is read off the primary key; the count is taken up to it, so a row
+    // inserted between the two queries changes neither.
+    const head = await this.#q<{ head: number | string | null }[]>('countReplayEvents', `SELECT MAX(id) AS head FROM ${t}`);
+    const headId = Number(head[0]?.head ?? 0);
+    const where = replayWhere(filter, 0, headId, MYSQL_REPLAY);
+    const rows = await this.#q<{ n: number | string }[]>('countReplayEvents', `SELECT COUNT(*) AS n FROM ${t} WHERE ${where.sql}`, where.params);
+    return { headId, count: Number(rows[0]?.n ?? 0) };
+  }
+
+  async selectReplayEvents(filter: ReplayFilter, afterId: number, throughId: number, limit: number): Promise<ReplayRow[]> {
+    // A range scan of the primary key from afterId: each page costs the same however deep into the table it is.
+    // The payload as text: mysql2 parses a JSON column (MariaDB flags it as JSON), and
+    // re-encoding would change its bytes; a replay sends it exactly as stored.
+    const where = replayWhere(filter, afterId, throughId, MYSQL_REPLAY);
+    const rows = await this.#q<(PendingRow & { processed: number | string | null })[]>(
+      'selectReplayEvents',
+      `SELECT id, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload, processed,
+              UNIX_TIMESTAMP(created_at) AS created, UNIX_TIMESTAMP() AS now_ts
+       FROM ${this.#t('websocket_events')} WHERE ${where.sql} ORDER BY id LIMIT ?`,
+      [...where.params, Math.trunc(limit)],
+    );
+    return rows.map((r) => ({ ...toEventRow(r), processed: r.processed === null ? null : Number(r.processed) }));
   }
 
   acquirePollerLock(): Promise<boolean> {
@@ -594,6 +615,19 @@ interface PendingRow {
   payload: unknown;
   created: number | string;
   now_ts: number | string;
+}
+
+function toEventRow(r: PendingRow): EventRow {
+  return {
+    rowId: Number(r.id),
+    eventUuid: r.event_uuid ?? null,
+    eventType: r.event_type,
+    targetType: r.target_type,
+    targetId: r.target_id === null ? null : Number(r.target_id),
+    payload: payloadText(r.payload),
+    createdAt: Number(r.created) * 1000,
+    readAt: Number(r.now_ts) * 1000,
+  };
 }
 
 /** MariaDB returns JSON columns as text; MySQL's JSON type comes back parsed. The poller wants text. */

@@ -34,9 +34,13 @@ import {
   type LockHolder,
   type MigrateResult,
   type ReleasedLocks,
+  type ReplayFilter,
+  type ReplayRow,
+  type ReplayScope,
   type TokenUser,
   type UserRecord,
 } from './store.js';
+import { SQLITE_REPLAY, replayWhere } from './replay-query.js';
 
 export interface SqliteDbOptions {
   /** Database file; its parent directory is created when missing. `:memory:` works for one instance. */
@@ -325,16 +329,7 @@ export class SqliteDb {
                 ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
          FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
       ).all(limit) as PendingRow[];
-      return rows.map((r) => ({
-        rowId: r.id,
-        eventUuid: r.event_uuid,
-        eventType: r.event_type,
-        targetType: r.target_type,
-        targetId: r.target_id === null ? null : Number(r.target_id),
-        payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
-        createdAt: r.created_ms,
-        readAt: r.now_ms,
-      }));
+      return rows.map(toEventRow);
     });
   }
 
@@ -374,6 +369,31 @@ export class SqliteDb {
       return this.#stmt(
         `DELETE FROM ${t} WHERE id IN (SELECT id FROM ${t} WHERE expires_at < datetime('now') LIMIT ?)`,
       ).run(limit).changes;
+    });
+  }
+
+  countReplayEvents(filter: ReplayFilter): ReplayScope {
+    return this.#run('countReplayEvents', () => {
+      const t = this.#t('websocket_events');
+      // One read transaction: the count is taken on the same snapshot as the head.
+      return this.#db.transaction((): ReplayScope => {
+        const headId = Number((this.#stmt(`SELECT coalesce(max(id), 0) AS head FROM ${t}`).get() as { head: number }).head);
+        const where = replayWhere(filter, 0, headId, SQLITE_REPLAY);
+        const count = Number((this.#stmt(`SELECT count(*) AS n FROM ${t} WHERE ${where.sql}`).get(...where.params) as { n: number }).n);
+        return { headId, count };
+      })();
+    });
+  }
+
+  selectReplayEvents(filter: ReplayFilter, afterId: number, throughId: number, limit: number): ReplayRow[] {
+    return this.#run('selectReplayEvents', () => {
+      const where = replayWhere(filter, afterId, throughId, SQLITE_REPLAY);
+      const rows = this.#stmt(
+        `SELECT id, event_uuid, event_type, target_type, target_id, payload, processed,
+                ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
+         FROM ${this.#t('websocket_events')} WHERE ${where.sql} ORDER BY id LIMIT ?`,
+      ).all(...where.params, Math.trunc(limit)) as (PendingRow & { processed: number | null })[];
+      return rows.map((r) => ({ ...toEventRow(r), processed: r.processed === null ? null : Number(r.processed) }));
     });
   }
 
@@ -417,6 +437,19 @@ interface PendingRow {
   payload: string;
   created_ms: number;
   now_ms: number;
+}
+
+function toEventRow(r: PendingRow): EventRow {
+  return {
+    rowId: r.id,
+    eventUuid: r.event_uuid,
+    eventType: r.event_type,
+    targetType: r.target_type,
+    targetId: r.target_id === null ? null : Number(r.target_id),
+    payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
+    createdAt: r.created_ms,
+    readAt: r.now_ms,
+  };
 }
 
 function insertParams(e: EventInsert): [string, string, string, number | null, string, number | null] {

@@ -20,6 +20,9 @@ import type {
   LockHolder,
   MigrateResult,
   ReleasedLocks,
+  ReplayFilter,
+  ReplayRow,
+  ReplayScope,
   Store,
   TokenUser,
   UserRecord,
@@ -242,6 +245,14 @@ export class SqliteStore implements Store {
 
   deleteExpiredTokens(): Promise<number> {
     return this.#call('deleteExpiredTokens');
+  }
+
+  countReplayEvents(filter: ReplayFilter): Promise<ReplayScope> {
+    return this.#call('countReplayEvents', filter);
+  }
+
+  selectReplayEvents(filter: ReplayFilter, afterId: number, throughId: number, limit: number): Promise<ReplayRow[]> {
+    return this.#call('selectReplayEvents', filter, afterId, throughId, limit);
   }
 
   acquirePollerLock(): Promise<boolean> {

@@ -20,7 +20,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TpWsError, type TpWsErrorCode } from '../errors.js';
 import { SqliteDb, type SqliteDbOptions } from './sqlite-db.js';
 import { storeError } from './sql-support.js';
-import type { EventInsert } from './store.js';
+import type { EventInsert, ReplayFilter } from './store.js';
 
 /** `workerData` of the thread. */
 export type SqliteWorkerInit = SqliteDbOptions;
@@ -76,6 +76,8 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
       return deleteInChunks(() => db.deleteOldEventsChunk(cutoff, CHUNK));
     },
     deleteExpiredTokens: () => deleteInChunks(() => db.deleteExpiredTokensChunk(CHUNK)),
+    countReplayEvents: (filter: ReplayFilter) => db.countReplayEvents(filter),
+    selectReplayEvents: (filter: ReplayFilter, afterId: number, throughId: number, limit: number) => db.selectReplayEvents(filter, afterId, throughId, limit),
     acquirePollerLock: () => db.acquirePollerLock(),
     releasePollerLock: () => db.releasePollerLock(),
     /** Let chunked calls asked for before `close` finish, then give up the lease and close the file. */

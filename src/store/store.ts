@@ -78,6 +78,43 @@ export interface EventInsert {
   createdAt?: number;
 }
 
+/** A target `tp-ws replay` selects: one user's or one folder's events, or every `kb` / `broadcast` event. */
+export type ReplayTarget = { type: 'user' | 'folder'; id: number } | { type: 'kb' | 'broadcast' };
+
+/**
+ * Which `websocket_events` rows `tp-ws replay` selects. Every field narrows
+ * the selection; an absent (or empty) field sets no condition.
+ */
+export interface ReplayFilter {
+  /** Lowest row id, inclusive. */
+  fromId?: number | null;
+  /** Highest row id, inclusive. */
+  toId?: number | null;
+  /** `created_at` at or after this time (epoch ms; the column has second resolution). */
+  since?: number | null;
+  /** `created_at` before this time (epoch ms), so that consecutive windows do not overlap. */
+  until?: number | null;
+  /** `event_type` is one of these. */
+  eventTypes?: readonly string[];
+  /** The row's target is one of these. */
+  targets?: readonly ReplayTarget[];
+  /** `processed` is one of these (`PROCESSED` values). */
+  statuses?: readonly number[];
+}
+
+/** A row selected for replay: an `EventRow` and its `processed` status (null when TeamPass left the column NULL). */
+export interface ReplayRow extends EventRow {
+  processed: number | null;
+}
+
+/** What a replay selection covers when it starts (`Store.countReplayEvents`). */
+export interface ReplayScope {
+  /** Newest row id of the events table then (0 when empty): the selection stops there. */
+  headId: number;
+  /** Rows matching the filter with ids up to `headId`. */
+  count: number;
+}
+
 export interface MigrateOptions {
   /**
    * MySQL: create tp-ws's full schema even when the database holds TeamPass
@@ -166,6 +203,21 @@ export interface Store {
   deleteOldEvents(hours: number): Promise<number>;
   /** Delete expired tokens; returns the count. */
   deleteExpiredTokens(): Promise<number>;
+
+  // --- replay (`tp-ws replay`) -------------------------------------------------
+  /**
+   * The newest row id of the events table, and how many rows up to it match
+   * `filter`. A replay reads up to that `headId` only: the rows its own
+   * events add to the table (the journal) are never selected again.
+   */
+  countReplayEvents(filter: ReplayFilter): Promise<ReplayScope>;
+  /**
+   * One page of a keyset scan: up to `limit` rows matching `filter` with
+   * `afterId < id ≤ throughId`, ascending id, whatever their `processed`
+   * status unless `filter.statuses` says otherwise. The payload is the stored
+   * text, untouched. Read-only; never holds more than one page in memory.
+   */
+  selectReplayEvents(filter: ReplayFilter, afterId: number, throughId: number, limit: number): Promise<ReplayRow[]>;
 
   /**
    * Try to become the only poller of this events table. Returns true when held.
