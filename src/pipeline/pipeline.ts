@@ -4,7 +4,7 @@ import { encodeEventMessage } from '../protocol/messages.js';
 import { Deduper } from './dedup.js';
 
 /** Where an event came from: a sender, the table, the programmatic API, or the daemon itself (released edit locks). */
-export type EventSource = 'socket' | 'table' | 'api' | 'daemon';
+export type EventSource = 'socket' | 'table' | 'replay' | 'api' | 'daemon';
 
 /** Told of every event right after its fan-out (never of a duplicate). */
 export interface DeliveryObserver {
@@ -34,7 +34,7 @@ export interface PipelineCounters {
  * same Buffer to every recipient.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, api: 0, daemon: 0 } };
+  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, replay: 0, api: 0, daemon: 0 } };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
   private seq = 0;
