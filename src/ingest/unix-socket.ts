@@ -2,6 +2,8 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { TpWsError, isTpWsError, type TpWsErrorCode } from '../errors.js';
+import { EventInvalid } from '../event.js';
+import { ID_MAX, positiveInt } from '../int.js';
 import { listen } from '../listen.js';
 import type { Logger } from '../log.js';
 import type { Intake, IntakeResult } from '../pipeline/intake.js';
@@ -155,7 +157,7 @@ export class UnixSocketIngest {
     }
     if (Array.isArray(value)) this.handleBatch(conn, enc, value);
     else if (typeof value === 'object' && value !== null) {
-      const r = this.intake.accept(value, 'socket');
+      const r = this.acceptEvent(value);
       this.count(r);
       const ack = resultAck(r);
       this.sendAck(conn, enc, ack, r.ok && this.o.ackAfter === 'journal' ? r.journaled.then((o) => annotate(ack, o)) : null);
@@ -171,11 +173,28 @@ export class UnixSocketIngest {
       this.sendAck(conn, enc, errorAck('TPWS_ERR_BATCH_TOO_LARGE', `batch of ${list.length} events is larger than ingest.maxBatchEvents (${this.o.maxBatchEvents}); split it`), null);
       return;
     }
-    const results = list.map((input) => this.intake.accept(input, 'socket'));
+    const results = list.map((input) => this.acceptEvent(input));
     const acks = results.map((r) => { this.count(r); return resultAck(r); });
     const waits = this.o.ackAfter === 'journal' ? results.flatMap((r, i) => (r.ok ? [r.journaled.then((o) => annotate(acks[i], o))] : [])) : [];
     const ack: Ack = { ok: results.every((r) => r.ok), results: acks };
     this.sendAck(conn, enc, ack, waits.length === 0 ? null : Promise.all(waits));
+  }
+
+  /**
+   * One event of a frame. `replay: true` marks an operator's re-send (`tp-ws
+   * replay`, docs/ingest.md §Frames): it takes the same path, is counted under
+   * source `replay`, and is logged, with the row it was read from.
+   */
+  private acceptEvent(input: unknown): IntakeResult {
+    const mark = replayMark(input);
+    if (mark === null) return this.intake.accept(input, 'socket');
+    if (mark instanceof EventInvalid) return { ok: false, id: readableId(input), error: mark };
+    const r = this.intake.accept(input, 'replay');
+    if (r.ok) {
+      const e = r.event;
+      this.log.info({ id: e.id, event_type: e.eventType, target_type: e.targetType, target_id: e.targetId, replay_row_id: mark.rowId, duplicate: r.duplicate }, 'replayed event accepted');
+    }
+    return r;
   }
 
   private count(r: IntakeResult): void {
@@ -220,6 +239,28 @@ export class UnixSocketIngest {
     for (const c of this.conns) c.socket.destroy();
     await closed;
   }
+}
+
+/**
+ * The frame's replay mark: null for an ordinary event (no `replay`, or
+ * `replay: false`); the original row id (or null) for `replay: true`; an
+ * `EventInvalid` when `replay` or `replay_row_id` breaks its rule. Costs an
+ * ordinary event two property reads.
+ */
+function replayMark(input: unknown): { rowId: number | null } | EventInvalid | null {
+  if (typeof input !== 'object' || input === null) return null;
+  const { replay, replay_row_id: rowId } = input as { replay?: unknown; replay_row_id?: unknown };
+  if (replay === undefined || replay === null || replay === false) return null;
+  if (replay !== true) return new EventInvalid('replay', 'must be true or false');
+  if (rowId === undefined || rowId === null) return { rowId: null };
+  const n = positiveInt(rowId);
+  return n === null ? new EventInvalid('replay_row_id', `must be an integer from 1 to ${ID_MAX}`) : { rowId: n };
+}
+
+/** The sender's id, for the ack of an event refused before validation (as `Intake` reports it). */
+function readableId(input: unknown): string | null {
+  const id = (input as { id?: unknown }).id;
+  return typeof id === 'string' ? id : null;
 }
 
 function errorAck(code: TpWsErrorCode, message: string): Ack {
