@@ -8,7 +8,7 @@
  *   and not one line about the unit. The copy differs from the file in one
  *   way only, when the machine has no tp-ws installed: verify checks that
  *   ExecStart's program exists, so `/usr/bin/node` becomes this Node
- *   (`process.execPath`) when absent, and `/opt/tp-ws/bin/tp-ws.js` becomes
+ *   (`process.execPath`) when absent, and `/opt/tp-ws/lib/node_modules/tp-ws/bin/tp-ws.js` becomes
  *   the repository's bin/tp-ws.js when absent; every other line is verified as
  *   shipped. A second copy with an unknown key proves verify reports problems
  *   here at all (it exits 0 on them, so the check is "no lines", not the code).
@@ -33,7 +33,7 @@ const UNIT_NAME = 'teampass-websocket.service';
 const UNIT_FILE = join(ROOT, 'deploy/systemd', UNIT_NAME);
 const UNIT_TEXT = readFileSync(UNIT_FILE, 'utf8');
 /** Where the unit expects tp-ws: the package's root (docs/teampass.md installs it there). */
-const INSTALL_ROOT = '/opt/tp-ws';
+const INSTALL_ROOT = '/opt/tp-ws/lib/node_modules/tp-ws';
 /** Highest exposure `systemd-analyze security --offline` may give the unit (0 best, 10 worst; 3.2 when written). */
 const MAX_EXPOSURE = 4.0;
 
