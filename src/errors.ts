@@ -13,7 +13,7 @@ export const ERROR_CODES = {
   TPWS_ERR_STORE_UNAVAILABLE: 'The store (SQLite file or MySQL server) could not be reached.',
   TPWS_ERR_MIGRATION: 'A schema migration failed; nothing after the failing statement was applied.',
   TPWS_ERR_LISTEN: 'A listener (WebSocket port, admin port or ingest socket) could not be opened.',
-  TPWS_ERR_CONNECT: 'A client command (`tp-ws tail`) could not reach the daemon\'s WebSocket port.',
+  TPWS_ERR_CONNECT: 'A client command could not reach the daemon: `tp-ws tail` its WebSocket port, `tp-ws status` its admin listener.',
   TPWS_ERR_SOCKET_IN_USE: 'The ingest socket path belongs to a live daemon.',
   TPWS_ERR_AUTH_FAILED: 'A WebSocket client presented no valid credentials (also: `tp-ws tail` was refused by the daemon).',
   TPWS_ERR_AUTH_EXPIRED: 'A WebSocket client\'s credentials expired while it was connected.',

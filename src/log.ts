@@ -21,11 +21,20 @@ export const REDACT_PATHS = [
   'headers.authorization',
 ];
 
+/** A warning or error line as the status page lists it: message and code only, never the bound fields. */
+export interface NotableLine {
+  time: number;
+  level: 'warn' | 'error' | 'fatal';
+  msg: string;
+  code?: string;
+}
+
 /**
  * The pino root logger: NDJSON on stdout (journald collects it), secrets
- * redacted. Components take `logger.child({ component })`.
+ * redacted. Components take `logger.child({ component })`. `onNotable` is
+ * told of every warning and error written, by this logger and its children.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, onNotable?: (line: NotableLine) => void): Logger {
   return pino(
     {
       level,
@@ -33,9 +42,26 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      ...(onNotable === undefined ? {} : {
+        hooks: {
+          logMethod(args, method, level) {
+            if (level >= 40) onNotable(notable(args as unknown[], level));
+            return method.apply(this, args as Parameters<typeof method>);
+          },
+        },
+      }),
     },
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
+}
+
+function notable(args: unknown[], level: number): NotableLine {
+  const first = args[0];
+  const obj = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : null;
+  const msg = obj === null ? String(first ?? '') : typeof args[1] === 'string' ? args[1] : first instanceof Error ? first.message : '';
+  const line: NotableLine = { time: Date.now(), level: level >= 60 ? 'fatal' : level >= 50 ? 'error' : 'warn', msg: msg.slice(0, 300) };
+  if (obj !== null && typeof obj.code === 'string') line.code = obj.code;
+  return line;
 }
 
 /**

@@ -217,7 +217,7 @@ export function registerConfigCommands(program: Command, io: ConfigCommandIo = {
       try {
         if (opts.defaults === true) {
           const config = loadDefaults(env());
-          loaded = { config, origins: new Map(SCHEMA.map((spec) => [spec.key, { kind: 'default' }])), teampass: null };
+          loaded = { config, origins: new Map(SCHEMA.map((spec) => [spec.key, { kind: 'default' }])), teampass: null, file: null };
         } else {
           loaded = loadConfigWithOriginsFromCommand(opts, env());
         }

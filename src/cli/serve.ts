@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
-import { Daemon } from '../daemon.js';
-import { loadDefaults } from '../config/load.js';
+import { Daemon, type ConfigSource } from '../daemon.js';
+import { loadDefaults, type LoadedConfig } from '../config/load.js';
 import { redactStoreUrl } from '../store/open-store.js';
 import { VERSION } from '../version.js';
 
@@ -31,12 +31,28 @@ export function bannerCommands(cfg: Readonly<Config>, wsPort: number, socketPath
   };
 }
 
+export interface ServeOptions {
+  /** Load the configuration again, from the same sources (SIGHUP). */
+  reload?: () => LoadedConfig;
+}
+
+function configSource(loaded: LoadedConfig): ConfigSource {
+  return { file: loaded.file, teampassRoot: loaded.teampass?.root ?? null };
+}
+
 /**
- * `tp-ws serve`: run the daemon until SIGTERM/SIGINT. Logs are NDJSON on
- * stdout; a short human banner on stderr tells a newcomer how to connect.
+ * `tp-ws serve`: run the daemon until SIGTERM/SIGINT; SIGHUP reloads the
+ * configuration (docs/operations.md §Reloading). Logs are NDJSON on stdout;
+ * a short human banner on stderr tells a newcomer how to connect.
  */
-export async function runServe(cfg: Readonly<Config>): Promise<void> {
-  const daemon = await Daemon.start({ config: cfg });
+export async function runServe(loaded: LoadedConfig, opts: ServeOptions = {}): Promise<void> {
+  const cfg = loaded.config;
+  const daemon = await Daemon.start({ config: cfg, configSource: configSource(loaded) });
+  if (loaded.teampass !== null) {
+    const t = loaded.teampass;
+    daemon.log.info({ root: t.root, settings: t.settingsFile, websocket: t.websocketFile }, 'configuration read from the TeamPass installation');
+    for (const i of t.ignored) daemon.log.info({ file: i.file, setting: i.name, line: i.line, reason: i.reason }, 'TeamPass setting not taken');
+  }
   const { ws, admin } = daemon.address;
   const host = ws.family === 'IPv6' ? `[${ws.address}]` : ws.address;
   const url = `ws://${host}:${ws.port}/ws`;
@@ -72,7 +88,18 @@ export async function runServe(cfg: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => daemon.log.warn('SIGHUP: configuration reload is not supported yet; restart to apply changes'));
+  process.on('SIGHUP', () => {
+    if (opts.reload === undefined) return;
+    let next: LoadedConfig;
+    try {
+      next = opts.reload();
+    } catch (err) {
+      daemon.log.error({ code: (err as { code?: string }).code, reason: (err as Error).message }, 'SIGHUP: the configuration is not valid; the running one is kept');
+      return;
+    }
+    const r = daemon.reload(next.config, configSource(next));
+    daemon.log.info({ applied: r.applied, restart_needed: r.restartNeeded }, r.restartNeeded.length === 0 ? 'SIGHUP: configuration reloaded' : 'SIGHUP: configuration reloaded; some changes need a restart');
+  });
   process.on('uncaughtException', (err) => {
     daemon.log.fatal({ err }, 'uncaught exception; exiting');
     daemon.log.flush();

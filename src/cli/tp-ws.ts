@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { isTpWsError } from '../errors.js';
-import { addConfigOptions, loadConfigFromCommand, registerConfigCommands } from './config-commands.js';
+import { addConfigOptions, loadConfigFromCommand, loadConfigWithOriginsFromCommand, registerConfigCommands } from './config-commands.js';
 import { runServe } from './serve.js';
 import { runToken, addTokenOptions } from './token.js';
 import { runTail } from './tail.js';
 import { runMigrate } from './migrate.js';
+import { registerStatusCommand } from './status.js';
 import { VERSION } from '../version.js';
 
 /**
@@ -19,7 +20,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
 
   addConfigOptions(program.command('serve').description('run the daemon (WebSocket gateway, ingest socket, table poller)'))
-    .action(async (opts) => runServe(loadConfigFromCommand(opts)));
+    .action(async (opts) => runServe(loadConfigWithOriginsFromCommand(opts), { reload: () => loadConfigWithOriginsFromCommand(opts) }));
 
   addConfigOptions(program.command('migrate').description('create or upgrade the schema of the store (idempotent)'))
     .option('--force', 'MySQL: create the tables even when the database holds TeamPass tables under another --table-prefix')
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (opts) => runTail(loadConfigFromCommand(opts), opts));
 
   registerConfigCommands(program);
+  registerStatusCommand(program);
 
   try {
     await program.parseAsync(argv);

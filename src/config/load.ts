@@ -68,6 +68,8 @@ export interface LoadedConfig {
   readonly origins: ReadonlyMap<string, ConfigOrigin>;
   /** The TeamPass install read for `teampass.root` (files, ignored settings), or null when it is unset. */
   readonly teampass: TeampassSummary | null;
+  /** The JSON config file read, or null. */
+  readonly file: string | null;
 }
 
 /**
@@ -478,7 +480,7 @@ export function loadConfigWithOrigins(sources: ConfigSources = {}): LoadedConfig
     const { values: _values, ...summary } = install;
     teampass = deepFreeze({ ...summary, ignored: [...summary.ignored] });
   }
-  return { config: deepFreeze(cfg as unknown as Config), origins, teampass };
+  return { config: deepFreeze(cfg as unknown as Config), origins, teampass, file: sources.file ?? null };
 }
 
 /** Environment variables that computed defaults read (`stateDir`, `store.url`, `ingest.socket`). */

@@ -29,6 +29,8 @@ export class Session {
     private readonly maxBufferedBytes: number,
     /** The upgrade carried an `Origin` header (a browser); others are tools, capped apart. */
     readonly browser: boolean,
+    /** Closes by code, shared by every session (metrics). */
+    private readonly closeCounts?: Map<number, number>,
   ) {
     this.lastSeen = connectedAt;
   }
@@ -92,6 +94,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.held = null;
+    this.closeCounts?.set(code, (this.closeCounts.get(code) ?? 0) + 1);
     this.ws.close(code, reason);
     const timer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
     timer.unref();

@@ -15,6 +15,8 @@ export interface ClientAddress {
    * proxy's own, shared by every client behind it.
    */
   unforwarded: boolean;
+  /** The header the address came from, or null for the TCP peer's own. */
+  via: 'x-forwarded-for' | 'x-real-ip' | null;
 }
 
 /** Request headers, lower-case names; `x-forwarded-for` and `x-real-ip` are read. */
@@ -31,7 +33,7 @@ export type ForwardingHeaders = Readonly<Record<string, string | string[] | unde
  */
 export function clientAddress(peer: string | undefined, headers: ForwardingHeaders, trusted: ReadonlySet<string>): ClientAddress {
   const peerIp = normalizeIp(peer ?? '');
-  if (!trusted.has(peerIp)) return { ip: peerIp, unforwarded: false };
+  if (!trusted.has(peerIp)) return { ip: peerIp, unforwarded: false, via: null };
   const xff = headers['x-forwarded-for'];
   if (xff !== undefined) {
     const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((h) => h.trim()).filter((h) => h !== '');
@@ -42,12 +44,12 @@ export function clientAddress(peer: string | undefined, headers: ForwardingHeade
       ip = hop;
       if (!trusted.has(hop)) break;
     }
-    if (ip !== null) return { ip, unforwarded: false };
+    if (ip !== null) return { ip, unforwarded: false, via: 'x-forwarded-for' };
   }
   const real = headers['x-real-ip'];
   const realIp = typeof real === 'string' ? normalizeIp(real.trim()) : '';
-  if (isIP(realIp) !== 0) return { ip: realIp, unforwarded: false };
-  return { ip: peerIp, unforwarded: true };
+  if (isIP(realIp) !== 0) return { ip: realIp, unforwarded: false, via: 'x-real-ip' };
+  return { ip: peerIp, unforwarded: true, via: null };
 }
 
 /** Loopback addresses are exempt from the failed-auth limit (TeamPass behaviour: the local admin probe). */

@@ -52,7 +52,28 @@ export interface GatewayCounters {
   tokenExpiryCloses: number;
   /** Connections from a trusted proxy that forwarded no client address. */
   unforwardedConnections: number;
+  /** Authentications refused because the store could not answer (not the client's fault). */
+  authStoreDown: number;
 }
+
+/** One WebSocket upgrade as `/upgrades` shows it (doctor's proxy check): where it came from, never its token. */
+export interface UpgradeRecord {
+  time: number;
+  /** TCP peer. */
+  peer: string;
+  /** The client address the daemon took (docs/protocol.md §Client address). */
+  ip: string;
+  /** The header `ip` came from, or null for the peer's own. */
+  forwarded: 'x-forwarded-for' | 'x-real-ip' | null;
+  /** The path, without its query. */
+  path: string;
+  origin: boolean;
+  /** The `tpws_probe` query parameter (`tp-ws doctor`'s marker), or null. */
+  probe: string | null;
+}
+
+/** Upgrades remembered for `/upgrades`. */
+const UPGRADES_KEPT = 50;
 
 /** Per-socket state that exists before and after authentication. */
 interface Conn {
@@ -88,17 +109,21 @@ interface RawFrame {
 export class Gateway {
   readonly counters: GatewayCounters = {
     connectionsOpened: 0, authFailures: 0, authRateLimited: 0, maxConnectionsRefused: 0,
-    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0, unforwardedConnections: 0,
+    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0, unforwardedConnections: 0, authStoreDown: 0,
   };
+  /** Closes by the daemon, by close code (every session shares it). */
+  readonly closes = new Map<number, number>();
+  /** The last upgrades, oldest first. */
+  readonly upgrades: UpgradeRecord[] = [];
 
-  private readonly cfg: Readonly<Config>;
+  private cfg: Readonly<Config>;
   private readonly log: Logger;
   private readonly server: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
-  private readonly authLimiter: AuthFailureLimiter;
-  private readonly trusted: ReadonlySet<string>;
-  private readonly actions: ActionContext;
+  private authLimiter: AuthFailureLimiter;
+  private trusted: ReadonlySet<string>;
+  private actions: ActionContext;
   /** Trusted proxies already warned about for forwarding no client address. */
   private readonly warnedProxies = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -157,6 +182,7 @@ export class Gateway {
     const l = this.cfg.limits;
     const addr = clientAddress(req.socket.remoteAddress, req.headers, this.trusted);
     if (addr.unforwarded) this.proxyForwardedNoAddress(addr.ip, req);
+    this.recordUpgrade(req, addr);
     const conn: Conn = {
       ws,
       ip: addr.ip,
@@ -198,6 +224,46 @@ export class Gateway {
     );
   }
 
+  private recordUpgrade(req: IncomingMessage, addr: { ip: string; via: UpgradeRecord['forwarded'] }): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    let probe: string | null = null;
+    if (q >= 0) {
+      try {
+        probe = new URLSearchParams(url.slice(q + 1)).get('tpws_probe')?.slice(0, 64) ?? null;
+      } catch {
+        probe = null;
+      }
+    }
+    if (this.upgrades.length >= UPGRADES_KEPT) this.upgrades.shift();
+    this.upgrades.push({
+      time: Date.now(), peer: req.socket.remoteAddress ?? '', ip: addr.ip, forwarded: addr.via,
+      path: (q >= 0 ? url.slice(0, q) : url).slice(0, 200), origin: req.headers.origin !== undefined, probe,
+    });
+  }
+
+  /**
+   * Take a reloaded configuration (SIGHUP). Limits, the heartbeat, trusted
+   * proxies and lock timeouts apply at once (per-socket limits to sockets
+   * opened from now on); the listener's address and `limits.maxFrameBytes`
+   * need a restart (the daemon says which keys did).
+   */
+  applyConfig(cfg: Readonly<Config>): void {
+    const old = this.cfg;
+    this.cfg = cfg;
+    const l = cfg.limits;
+    if (l.authFailuresPerIp !== old.limits.authFailuresPerIp || l.authFailureWindowSec !== old.limits.authFailureWindowSec) {
+      this.authLimiter = new AuthFailureLimiter(l.authFailuresPerIp, l.authFailureWindowSec * 1000);
+    }
+    this.trusted = new Set(cfg.server.trustedProxies);
+    this.actions = { ...this.actions, editionLockTimeoutSec: cfg.teampass.editionLockTimeoutSec, kbLockTimeoutSec: cfg.teampass.kbLockTimeoutSec };
+    if (cfg.heartbeat.pingIntervalSec !== old.heartbeat.pingIntervalSec && this.heartbeatTimer !== null) {
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = setInterval(() => this.heartbeat(), cfg.heartbeat.pingIntervalSec * 1000);
+      this.heartbeatTimer.unref();
+    }
+  }
+
   private async authenticate(conn: Conn, token: string | null): Promise<void> {
     const now = Date.now();
     const exempt = !conn.countsFailures;
@@ -223,6 +289,7 @@ export class Gateway {
     if (conn.ws.readyState !== conn.ws.OPEN) return; // the client left while we were checking
     if (identity === null) {
       this.counters.authFailures++;
+      if (storeDown) this.counters.authStoreDown++;
       // A store outage is not the client's fault: it does not count against the IP.
       if (!exempt && !storeDown) this.authLimiter.recordFailure(conn.ip, Date.now());
       this.log.warn({ code: 'TPWS_ERR_AUTH_FAILED', ip: conn.ip, has_token: token !== null, store_down: storeDown }, 'authentication failed');
@@ -244,7 +311,7 @@ export class Gateway {
       this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
       return;
     }
-    const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes, conn.browser);
+    const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes, conn.browser, this.closes);
     conn.session = session;
     this.o.hub.add(session);
     this.o.departures.userArrived(identity.userId);

@@ -45,14 +45,31 @@ export class TablePoller {
   /** Epoch ms of the last successful poll (readiness). */
   lastPollAt = 0;
   holdsLock = false;
+  /** Rows the last poll found pending (a full batch means more are waiting). */
+  lastBacklog = 0;
+  /** Age of the oldest row the last poll found pending, ms by the database clock (0 when none). */
+  lastLagMs = 0;
   private failures = 0;
+  private o: TablePollerOptions;
 
   constructor(
     private readonly store: Store,
     private readonly pipeline: Pipeline,
     private readonly log: Logger,
-    private readonly o: TablePollerOptions,
-  ) {}
+    options: TablePollerOptions,
+  ) {
+    this.o = { ...options };
+  }
+
+  /** Consecutive failed polls (0 when the last one succeeded). */
+  get failing(): number {
+    return this.failures;
+  }
+
+  /** New intervals, batch size and ages for the next polls (configuration reload). */
+  setOptions(options: TablePollerOptions): void {
+    this.o = { ...options };
+  }
 
   /** Poll until `signal` aborts. Never rejects. */
   async run(signal: AbortSignal): Promise<void> {
@@ -89,6 +106,8 @@ export class TablePoller {
     this.counters.polls++;
     const rows = await this.store.fetchPending(this.o.batchSize);
     this.lastPollAt = Date.now();
+    this.lastBacklog = rows.length;
+    this.lastLagMs = rows.length === 0 ? 0 : Math.max(0, rows[0].readAt - rows[0].createdAt);
     if (rows.length > 0) await this.dispatch(rows);
     if (rows.length >= this.o.batchSize) return 0;
     return rows.length > 0 ? this.o.intervalMs : this.o.idleIntervalMs;

@@ -71,7 +71,12 @@ export class Journal {
   private inFlight: Pending[] = [];
   private writing = false;
   /** The write under way has taken longer than `slowWriteMs`. */
-  private slow = false;
+  private slowNow = false;
+
+  /** True while the write under way has taken longer than `slowWriteMs` (acks say `pending`). */
+  get slow(): boolean {
+    return this.slowNow;
+  }
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
   /** `closing`: new events refused, queued ones still written; `closed`: nothing more is tried. */
@@ -105,7 +110,7 @@ export class Journal {
       this.waiting.push(pending);
       // The store is down, or the write under way is already slow: say so at
       // once rather than after the next retry or the end of that write.
-      if (!this.healthy || this.slow) settle(pending, 'pending');
+      if (!this.healthy || this.slowNow) settle(pending, 'pending');
       this.trim();
       this.schedule(this.o.flushMs);
     });
@@ -152,7 +157,7 @@ export class Journal {
     const batch = this.waiting.splice(0, this.o.batchSize);
     this.inFlight = batch;
     const slowTimer = setTimeout(() => {
-      this.slow = true;
+      this.slowNow = true;
       for (const p of batch) settle(p, 'pending');
       for (const p of this.waiting) settle(p, 'pending');
     }, this.o.slowWriteMs ?? 250);
@@ -175,7 +180,7 @@ export class Journal {
       }
     } finally {
       clearTimeout(slowTimer);
-      this.slow = false;
+      this.slowNow = false;
       this.inFlight = [];
       this.writing = false;
     }

@@ -1,14 +1,22 @@
+import { performance } from 'node:perf_hooks';
 import type { BridgeEvent } from '../event.js';
 import type { Hub } from '../fanout/hub.js';
 import { encodeEventMessage } from '../protocol/messages.js';
 import { Deduper } from './dedup.js';
 
-/** Where an event came from: a sender, the table, the programmatic API, or the daemon itself (released edit locks). */
+/** Where an event came from: a sender, the table, `tp-ws replay`, the programmatic API, or the daemon itself (released edit locks). */
 export type EventSource = 'socket' | 'table' | 'replay' | 'api' | 'daemon';
+
+/**
+ * The event type of the readiness canary (docs/operations.md §Readiness):
+ * reserved, never fanned out, only reported to `onCanary`.
+ */
+export const CANARY_EVENT_TYPE = 'tpws.canary';
 
 /** Told of every event right after its fan-out (never of a duplicate). */
 export interface DeliveryObserver {
-  delivered(event: BridgeEvent): void;
+  /** `fanoutMs`: time spent writing it to its recipients' sockets, in this process. */
+  delivered(event: BridgeEvent, source: EventSource, recipients: number, fanoutMs: number): void;
 }
 
 export interface AcceptResult {
@@ -25,6 +33,15 @@ export interface PipelineCounters {
   deliveries: number;
   /** Events fanned out, by where they came from. */
   bySource: Record<EventSource, number>;
+  /** Readiness canaries seen (not fanned out, not in `bySource`). */
+  canaries: number;
+}
+
+export interface PipelineOptions {
+  /** Told of every delivered event, in order. */
+  observers?: DeliveryObserver[];
+  /** Told of each readiness canary's id. */
+  onCanary?: (id: string) => void;
 }
 
 /**
@@ -34,13 +51,18 @@ export interface PipelineCounters {
  * same Buffer to every recipient.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, replay: 0, api: 0, daemon: 0 } };
+  readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, replay: 0, api: 0, daemon: 0 }, canaries: 0 };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
   private seq = 0;
 
-  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string, private readonly observer: DeliveryObserver | null = null) {
+  private readonly observers: DeliveryObserver[];
+  private readonly onCanary: ((id: string) => void) | null;
+
+  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string, options: PipelineOptions = {}) {
     this.epoch = epoch;
+    this.observers = options.observers ?? [];
+    this.onCanary = options.onCanary ?? null;
   }
 
   /** True when the id is inside the dedup window (already fanned out). */
@@ -53,11 +75,18 @@ export class Pipeline {
       this.counters.duplicates++;
       return { delivered: false, seq: 0, recipients: 0 };
     }
+    if (event.eventType === CANARY_EVENT_TYPE) {
+      this.counters.canaries++;
+      this.onCanary?.(event.id);
+      return { delivered: true, seq: 0, recipients: 0 };
+    }
     const seq = ++this.seq;
     this.counters.bySource[source]++;
+    const t0 = performance.now();
     const recipients = this.hub.deliver(event, () => Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq })));
+    const fanoutMs = performance.now() - t0;
     this.counters.deliveries += recipients;
-    this.observer?.delivered(event);
+    for (const o of this.observers) o.delivered(event, source, recipients, fanoutMs);
     return { delivered: true, seq, recipients };
   }
 }

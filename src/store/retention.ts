@@ -31,11 +31,25 @@ export class Retention {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
-  constructor(private readonly store: Pick<Store, 'deleteOldEvents' | 'deleteExpiredTokens'>, private readonly log: Logger, private readonly o: RetentionOptions) {}
+  private o: RetentionOptions;
+
+  constructor(private readonly store: Pick<Store, 'deleteOldEvents' | 'deleteExpiredTokens'>, private readonly log: Logger, options: RetentionOptions) {
+    this.o = { ...options };
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.run(), this.o.intervalMs);
     this.timer.unref();
+  }
+
+  /** Take new hours and interval (configuration reload); a running timer is re-armed when the interval changed. */
+  setOptions(options: Pick<RetentionOptions, 'hours' | 'intervalMs'>): void {
+    const rearm = this.timer !== null && options.intervalMs !== this.o.intervalMs;
+    this.o = { ...this.o, ...options };
+    if (rearm) {
+      clearInterval(this.timer as NodeJS.Timeout);
+      this.start();
+    }
   }
 
   /** One cleanup, when this daemon is the leader and none is running. */

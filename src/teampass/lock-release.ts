@@ -60,15 +60,23 @@ export class LockReleaser {
   private readonly maxAttempts: number;
   private closed = false;
 
-  constructor(private readonly o: LockReleaserOptions, private readonly d: LockReleaserDeps) {
+  private graceMs: number;
+
+  constructor(o: LockReleaserOptions, private readonly d: LockReleaserDeps) {
+    this.graceMs = o.graceMs;
     this.retryMs = o.retryMs ?? 5000;
     this.maxAttempts = o.maxAttempts ?? 3;
+  }
+
+  /** A new grace period for the next departures (configuration reload). */
+  setGraceMs(ms: number): void {
+    this.graceMs = ms;
   }
 
   /** The user's last socket closed: release their locks after the grace unless they come back. */
   userLeft(user: DepartedUser): void {
     if (this.closed || this.timers.has(user.userId)) return;
-    this.schedule(user, this.o.graceMs, 1);
+    this.schedule(user, this.graceMs, 1);
   }
 
   /** A socket of the user opened: a pending release is cancelled. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.js';
 import { SCHEMA } from '../../src/config/schema.js';
-import { Daemon } from '../../src/daemon.js';
+import { Daemon, type DaemonOptions } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
 
 export interface TestDaemon {
@@ -24,7 +24,7 @@ const ENV_BY_KEY = new Map(SCHEMA.map((s) => [s.key, s.env]));
  * store unless `store.url` is given). `settings` uses dotted config keys,
  * e.g. `{ 'limits.rateLimitMessages': 3 }`. Logs are captured, not printed.
  */
-export async function startDaemon(settings: Record<string, string | number | boolean> = {}, opts: { tokenRefreshIntervalMs?: number } = {}): Promise<TestDaemon> {
+export async function startDaemon(settings: Record<string, string | number | boolean> = {}, opts: { tokenRefreshIntervalMs?: number; readiness?: DaemonOptions['readiness'] } = {}): Promise<TestDaemon> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tpws-test-'));
   const env: Record<string, string> = {
     TPWS_STATE_DIR: stateDir,
@@ -46,7 +46,7 @@ export async function startDaemon(settings: Record<string, string | number | boo
       cb();
     },
   });
-  const daemon = await Daemon.start({ config, logger: createLogger('debug', sink), tokenRefreshIntervalMs: opts.tokenRefreshIntervalMs });
+  const daemon = await Daemon.start({ config, logger: createLogger('debug', sink), tokenRefreshIntervalMs: opts.tokenRefreshIntervalMs, readiness: opts.readiness });
   const { port } = daemon.address.ws;
   return {
     daemon,

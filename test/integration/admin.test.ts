@@ -58,7 +58,8 @@ describe('admin listener', () => {
         if (!WS_PATHS.has(path) && !existsSync(path)) named.set(path, name);
       }
     }
-    expect([...named.keys()].sort()).toEqual([...ADMIN_ENDPOINTS].sort());
+    // `/` (the status page) is also a WebSocket path, so docs naming it are not counted here; it is tested below.
+    expect([...named.keys()].sort()).toEqual(ADMIN_ENDPOINTS.filter((p) => !WS_PATHS.has(p)).sort());
     for (const [path, doc] of named) {
       expect((await fetch(`${base}${path}`)).status, `${path}, named in ${doc}`).not.toBe(404);
     }

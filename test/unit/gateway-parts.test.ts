@@ -54,7 +54,7 @@ describe('clientAddress', () => {
   const ip = (peer: string, headers: Record<string, string>) => clientAddress(peer, headers, trusted);
 
   it('takes the peer address when the peer is not a trusted proxy, whatever the headers say', () => {
-    expect(ip('203.0.113.9', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.2' })).toEqual({ ip: '203.0.113.9', unforwarded: false });
+    expect(ip('203.0.113.9', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.2' })).toEqual({ ip: '203.0.113.9', unforwarded: false, via: null });
   });
 
   it('takes the right-most untrusted X-Forwarded-For hop behind trusted proxies', () => {
@@ -63,18 +63,18 @@ describe('clientAddress', () => {
   });
 
   it('stops at a malformed hop, keeping the last address known good', () => {
-    expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage, 203.0.113.7, 10.0.0.5' })).toEqual({ ip: '203.0.113.7', unforwarded: false });
+    expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage, 203.0.113.7, 10.0.0.5' })).toEqual({ ip: '203.0.113.7', unforwarded: false, via: 'x-forwarded-for' });
   });
 
   it('takes X-Real-IP from a trusted proxy that sets no usable X-Forwarded-For (TeamPass\'s nginx example)', () => {
-    expect(ip('127.0.0.1', { 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false });
+    expect(ip('127.0.0.1', { 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false, via: 'x-real-ip' });
     expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage', 'x-real-ip': ' ::ffff:198.51.100.4 ' }).ip).toBe('198.51.100.4');
     expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.4' }).ip).toBe('198.51.100.1');
   });
 
   it('says when a trusted proxy forwarded no client address', () => {
-    expect(ip('127.0.0.1', {})).toEqual({ ip: '127.0.0.1', unforwarded: true });
-    expect(ip('10.0.0.5', { 'x-forwarded-for': 'garbage', 'x-real-ip': 'not-an-ip' })).toEqual({ ip: '10.0.0.5', unforwarded: true });
+    expect(ip('127.0.0.1', {})).toEqual({ ip: '127.0.0.1', unforwarded: true, via: null });
+    expect(ip('10.0.0.5', { 'x-forwarded-for': 'garbage', 'x-real-ip': 'not-an-ip' })).toEqual({ ip: '10.0.0.5', unforwarded: true, via: null });
   });
 
   it('counts failed authentications per client, never against loopback or a proxy that forwarded no address', () => {
