@@ -89,6 +89,32 @@ describe('tp-ws serve (the real CLI process)', () => {
     expect(await exit).toBe(0);
   });
 
+  it('reloads its config file on SIGHUP: live keys applied, others named as needing a restart, a broken file kept out', async () => {
+    const conf = join(dir, 'reload.json');
+    writeFileSync(conf, JSON.stringify({ limits: { maxConnectionsPerUser: 5 } }));
+    const s = await serve(['--config', conf, '--port', '0', '--admin-port', '-1', '--state-dir', join(dir, 'reload'), '--socket', join(dir, 'reload.sock')]);
+    const lines: Record<string, unknown>[] = [];
+    createInterface({ input: s.child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+    const logged = async (pred: (l: Record<string, unknown>) => boolean) => {
+      for (let i = 0; i < 200 && !lines.some(pred); i++) await new Promise((r) => setTimeout(r, 25));
+      return lines.find(pred);
+    };
+    try {
+      await s.started;
+      writeFileSync(conf, JSON.stringify({ limits: { maxConnectionsPerUser: 2 }, dedup: { windowSize: 10 } }));
+      s.child.kill('SIGHUP');
+      const reloaded = await logged((l) => String(l.msg).startsWith('SIGHUP: configuration reloaded'));
+      expect(reloaded).toMatchObject({ applied: ['limits.maxConnectionsPerUser'], restart_needed: ['dedup.windowSize'] });
+      writeFileSync(conf, '{ not json');
+      s.child.kill('SIGHUP');
+      const refused = await logged((l) => String(l.msg).startsWith('SIGHUP: the configuration is not valid'));
+      expect(refused).toMatchObject({ level: 'error', code: 'TPWS_ERR_CONFIG_FILE' });
+      expect(s.child.exitCode).toBeNull();
+    } finally {
+      await stop(s.child);
+    }
+  });
+
   it('refuses a bad flag value at start, naming the key and the rule', async () => {
     const child = spawn(process.execPath, [BIN, 'serve', '--port', 'eighty', '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
