@@ -223,7 +223,7 @@ export class Daemon {
       journal: () => ({ queued: this.journal.queued, ...this.journal.counters, slow: this.journal.slow }),
       ingestAcks: () => {
         const c = this.ingest?.counters;
-        return { ok: c?.eventsAccepted ?? 0, duplicate: c?.duplicates ?? 0, TPWS_ERR_INVALID_EVENT: c?.eventsRejected ?? 0, bad_frame: c?.badFrames ?? 0 };
+        return { ok: c?.eventsAccepted ?? 0, duplicate: c?.duplicates ?? 0, ...(c?.errors ?? {}) };
       },
       ingestConnections: () => this.ingest?.counters.connections ?? 0,
       closes: () => this.gateway.closes,

@@ -42,6 +42,8 @@ export interface IngestCounters {
   eventsRejected: number;
   duplicates: number;
   badFrames: number;
+  /** Error acks by code (frame-level and per-event). */
+  errors: Partial<Record<TpWsErrorCode, number>>;
 }
 
 type Ack = Record<string, unknown>;
@@ -65,7 +67,7 @@ interface Conn {
  * sender is never held by a database outage.
  */
 export class UnixSocketIngest {
-  readonly counters: IngestCounters = { connections: 0, frames: 0, eventsAccepted: 0, eventsRejected: 0, duplicates: 0, badFrames: 0 };
+  readonly counters: IngestCounters = { connections: 0, frames: 0, eventsAccepted: 0, eventsRejected: 0, duplicates: 0, badFrames: 0, errors: {} };
   private readonly server: Server;
   private readonly conns = new Set<Conn>();
   private closing = false;
@@ -128,7 +130,7 @@ export class UnixSocketIngest {
     if (item.kind === 'bad-start') {
       this.counters.badFrames++;
       this.log.warn({ first_byte: item.byte }, 'ingest connection with an unknown encoding; closed');
-      this.sendAck(conn, 'ndjson', errorAck('TPWS_ERR_BAD_FRAME', `the first byte (0x${item.byte.toString(16).padStart(2, '0')}) must be '{', '[' or whitespace for NDJSON, or 0x00 for length-prefixed msgpack`), null);
+      this.sendAck(conn, 'ndjson', this.errorAck('TPWS_ERR_BAD_FRAME', `the first byte (0x${item.byte.toString(16).padStart(2, '0')}) must be '{', '[' or whitespace for NDJSON, or 0x00 for length-prefixed msgpack`), null);
       this.endConn(conn);
       return;
     }
@@ -136,12 +138,12 @@ export class UnixSocketIngest {
     if (item.kind === 'too-large') {
       this.counters.badFrames++;
       this.log.warn({ code: 'TPWS_ERR_FRAME_TOO_LARGE', size: item.size, max: this.o.maxFrameBytes }, 'ingest frame too large');
-      this.sendAck(conn, enc, errorAck('TPWS_ERR_FRAME_TOO_LARGE', `frame of ${item.size} bytes is larger than ingest.maxFrameBytes (${this.o.maxFrameBytes}); split it`), null);
+      this.sendAck(conn, enc, this.errorAck('TPWS_ERR_FRAME_TOO_LARGE', `frame of ${item.size} bytes is larger than ingest.maxFrameBytes (${this.o.maxFrameBytes}); split it`), null);
       if (conn.decoder.fatal) this.endConn(conn);
       return;
     }
     if (this.closing) {
-      this.sendAck(conn, enc, errorAck('TPWS_ERR_UNAVAILABLE', 'the daemon is shutting down; retry later or write the event to the table'), null);
+      this.sendAck(conn, enc, this.errorAck('TPWS_ERR_UNAVAILABLE', 'the daemon is shutting down; retry later or write the event to the table'), null);
       this.endConn(conn);
       return;
     }
@@ -152,7 +154,7 @@ export class UnixSocketIngest {
       this.counters.badFrames++;
       const what = enc === 'ndjson' ? 'JSON' : 'msgpack';
       this.log.warn({ code: 'TPWS_ERR_BAD_FRAME', reason: (err as Error).message.slice(0, 200) }, `ingest frame is not valid ${what}`);
-      this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', `frame is not valid ${what}: ${(err as Error).message.slice(0, 200)}`), null);
+      this.sendAck(conn, enc, this.errorAck('TPWS_ERR_BAD_FRAME', `frame is not valid ${what}: ${(err as Error).message.slice(0, 200)}`), null);
       return;
     }
     if (Array.isArray(value)) this.handleBatch(conn, enc, value);
@@ -163,14 +165,14 @@ export class UnixSocketIngest {
       this.sendAck(conn, enc, ack, r.ok && this.o.ackAfter === 'journal' ? r.journaled.then((o) => annotate(ack, o)) : null);
     } else {
       this.counters.badFrames++;
-      this.sendAck(conn, enc, errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
+      this.sendAck(conn, enc, this.errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
     }
   }
 
   private handleBatch(conn: Conn, enc: Encoding, list: unknown[]): void {
     if (list.length > this.o.maxBatchEvents) {
       this.counters.badFrames++;
-      this.sendAck(conn, enc, errorAck('TPWS_ERR_BATCH_TOO_LARGE', `batch of ${list.length} events is larger than ingest.maxBatchEvents (${this.o.maxBatchEvents}); split it`), null);
+      this.sendAck(conn, enc, this.errorAck('TPWS_ERR_BATCH_TOO_LARGE', `batch of ${list.length} events is larger than ingest.maxBatchEvents (${this.o.maxBatchEvents}); split it`), null);
       return;
     }
     const results = list.map((input) => this.acceptEvent(input));
@@ -197,9 +199,16 @@ export class UnixSocketIngest {
     return r;
   }
 
+  /** An error ack, counted by code (`tpws_ingest_acks_total`). */
+  private errorAck(code: TpWsErrorCode, message: string): Ack {
+    this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;
+    return errorAck(code, message);
+  }
+
   private count(r: IntakeResult): void {
     if (!r.ok) {
       this.counters.eventsRejected++;
+      this.counters.errors.TPWS_ERR_INVALID_EVENT = (this.counters.errors.TPWS_ERR_INVALID_EVENT ?? 0) + 1;
       this.log.info({ code: 'TPWS_ERR_INVALID_EVENT', id: r.id, field: r.error.field, rule: r.error.rule }, 'ingest event rejected');
     } else if (r.duplicate) this.counters.duplicates++;
     else this.counters.eventsAccepted++;

@@ -4,6 +4,7 @@
  * /status.json, /readyz with its checks and canary, /upgrades, and the
  * configuration reload.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // No types ship with it; it returns the families of the exposition text.
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -73,6 +74,20 @@ describe('admin listener: metrics, status, readiness', () => {
     expect((await bad.next()).error_code).toBe('auth_failed');
     const after = await scrape();
     expect(value(after, 'tpws_auth_failures_total', { reason: 'invalid_token' })).toBe(value(before, 'tpws_auth_failures_total', { reason: 'invalid_token' }) + 1);
+  });
+
+  it('/metrics: ingest results by code', async () => {
+    const before = await scrape();
+    const sock = connect(d.daemon.ingest!.path);
+    const acks: string[] = [];
+    sock.on('data', (b) => acks.push(...b.toString().split('\n').filter(Boolean)));
+    sock.write('{"event_type":"hello","target_type":"broadcast"}\n{not json\n{"event_type":"x","target_type":"nowhere"}\n');
+    await until(() => acks.length === 3, 'three acks');
+    sock.destroy();
+    const after = await scrape();
+    for (const [result, n] of [['ok', 1], ['TPWS_ERR_BAD_FRAME', 1], ['TPWS_ERR_INVALID_EVENT', 1]] as const) {
+      expect(value(after, 'tpws_ingest_acks_total', { result }), result).toBe(value(before, 'tpws_ingest_acks_total', { result }) + n);
+    }
   });
 
   it('/status.json: numbers, config source, readiness and history', async () => {
