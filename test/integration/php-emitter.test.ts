@@ -317,7 +317,8 @@ describePhp('PHP emitter', () => {
         { event_type: 'task_completed', target_type: 'user', target_id: 1, payload: { task_id: 'abc', task_type: 'Item encryption', progress: 3, total: 3, status: 'completed', percent: 100.0, message: "l1\nl2\t\u0001\u007f", item_id: 5 } },
         { event_type: 'task_progress', target_type: 'user', target_id: 1, payload: { percent: 33.3, ratio: 0.125, negative: -7, zero: 0, t: true, f: false, n: null } },
         { event_type: 'fields_updated', target_type: 'broadcast', target_id: null, payload: { action: 'field_added', nested: { list: [1, 'two', [3, [4]]], map: { k: 'v', 'k/2': 'ü' }, empty: [], emptyObj: { __object__: {} }, sparse: { 5: 'a', 9: 'b' } } } },
-        { event_type: 'session_expired', target_type: 'user', target_id: 2, payload: { reason: 'session_timeout' } },
+        // To a user with no socket here: session_expired closes the user's sockets (4001).
+        { event_type: 'session_expired', target_type: 'user', target_id: 4, payload: { reason: 'session_timeout' } },
         // Values where JavaScript's JSON.stringify and PHP's json_encode disagree: the
         // daemon journals the emitter's JSON text as is, so they match too.
         { event_type: 'odd_values', target_type: 'user', target_id: 2, payload: { big: 1e20, huge: 1e25, tiny: 0.00001, one: 1.5, ls: 'a\u2028b\u2029c', slash: '/' } },
