@@ -112,7 +112,7 @@ export class Metrics implements DeliveryObserver {
     gauge('tpws_ready', '1 when the last readiness check passed.', () => (s.ready() ? 1 : 0));
 
     this.latency = new Histogram({
-      name: 'tpws_event_latency_seconds', help: 'From an event\'s creation (created_at) to its fan-out, by source. Table rows have one-second created_at.',
+      name: 'tpws_event_latency_seconds', help: 'From an event\'s creation (created_at) to its fan-out, by source (replayed events, which keep their original time, excepted). Table rows have one-second created_at.',
       labelNames: ['source'], buckets: LATENCY_BUCKETS, registers: [r],
     });
     this.fanout = new Histogram({
@@ -122,7 +122,8 @@ export class Metrics implements DeliveryObserver {
   }
 
   delivered(event: BridgeEvent, source: EventSource, _recipients: number, fanoutMs: number): void {
-    this.latency.observe({ source }, Math.max(0, Date.now() - event.createdAt) / 1000);
+    // A replayed event keeps its original creation time: its age is not a delivery latency.
+    if (source !== 'replay') this.latency.observe({ source }, Math.max(0, Date.now() - event.createdAt) / 1000);
     this.fanout.observe(fanoutMs / 1000);
   }
 

@@ -58,7 +58,8 @@ export class StatusSampler implements DeliveryObserver {
     if (this.timer) clearInterval(this.timer);
   }
 
-  delivered(event: BridgeEvent): void {
+  delivered(event: BridgeEvent, source: EventSource): void {
+    if (source === 'replay') return; // keeps its original creation time: not a delivery latency
     const ms = Math.max(0, Date.now() - event.createdAt);
     const bucket = this.latencies[this.latencies.length - 1];
     this.seenInBucket++;

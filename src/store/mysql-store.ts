@@ -473,7 +473,9 @@ export class MysqlStore implements Store {
     // No FOR UPDATE: the poller lock guarantees a single reader.
     const rows = await this.#q<PendingRow[]>(
       'fetchPending',
-      `SELECT id, event_uuid, event_type, target_type, target_id, payload,
+      // CAST: the driver would parse a JSON column and re-encode it (spacing lost, big
+      // integers rounded); the stored text goes to clients byte for byte.
+      `SELECT id, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload,
               UNIX_TIMESTAMP(created_at) AS created, UNIX_TIMESTAMP() AS now_ts
        FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
       [Math.trunc(limit)],

@@ -55,6 +55,19 @@ describeMysql('table poller on MariaDB', () => {
     }
   });
 
+  it('delivers the stored payload text byte for byte (spacing, key order, integers past 2^53)', async () => {
+    const text = '{"b": 1,  "a": [12345678901234567890, 1.50], "s": "\\u00e9"}';
+    const conn = await connect(db.url);
+    try {
+      await conn.query(`INSERT INTO ${T} (event_type, target_type, target_id, payload) VALUES ('exact', 'user', 7, ?)`, [text]);
+    } finally {
+      await conn.end();
+    }
+    const got = new Promise<string>((resolve) => client.ws.on('message', (m) => { if (m.toString().includes('"exact"')) resolve(m.toString()); }));
+    expect(await got).toContain(`"data":${text},`);
+    await client.next((m) => m.event === 'exact');
+  });
+
   it('a second daemon on the same table stands by and takes over when the first stops', async () => {
     const d2 = await startDaemon({ 'store.url': db.url, 'poller.intervalMs': 20, 'poller.idleIntervalMs': 20 });
     const client2 = await userClient(d2, 7);

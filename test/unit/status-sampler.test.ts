@@ -28,10 +28,12 @@ describe('StatusSampler', () => {
   it('gives latency percentiles over the last minute and forgets older buckets', () => {
     const s = new StatusSampler({ events: () => ({ socket: 0, table: 0, replay: 0, api: 0, daemon: 0 }), deliveries: () => 0, connections: () => 0 }, { bucketMs: 30_000 });
     const at = (ageMs: number) => ({ createdAt: Date.now() - ageMs }) as BridgeEvent;
-    for (let i = 0; i < 100; i++) s.delivered(at(1000));
+    for (let i = 0; i < 100; i++) s.delivered(at(1000), 'socket');
+    s.delivered(at(9_999_999), 'replay');
     s.sample(); s.sample(); s.sample();
     expect(s.latency().count).toBe(0);
-    for (let i = 1; i <= 100; i++) s.delivered(at(i));
+    for (let i = 1; i <= 100; i++) s.delivered(at(i), 'socket');
+    s.delivered(at(9_999_999), 'replay');
     const l = s.latency();
     expect(l.count).toBe(100);
     expect(l.p50).toBeGreaterThanOrEqual(50);
