@@ -5,6 +5,7 @@ import { runServe } from './serve.js';
 import { runToken, addTokenOptions } from './token.js';
 import { runTail } from './tail.js';
 import { runMigrate } from './migrate.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerReplayCommand } from './replay.js';
 import { registerStatusCommand } from './status.js';
 import { VERSION } from '../version.js';
@@ -38,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (opts) => runTail(loadConfigFromCommand(opts), opts));
 
   registerConfigCommands(program);
+  registerDoctorCommand(program);
   registerReplayCommand(program);
   registerStatusCommand(program);
 

@@ -29,13 +29,21 @@ export type ForwardingHeaders = Readonly<Record<string, string | string[] | unde
  * first untrusted address is the client (a malformed entry stops the walk at
  * the last address known good); without a usable `X-Forwarded-For`,
  * `X-Real-IP` (what TeamPass's nginx example sets) is taken when it is one
- * valid address.
+ * valid address. When both are present and the last X-Forwarded-For hop is
+ * not the X-Real-IP address, the proxy did not write X-Forwarded-For (the
+ * client did): X-Real-IP is taken.
  */
 export function clientAddress(peer: string | undefined, headers: ForwardingHeaders, trusted: ReadonlySet<string>): ClientAddress {
   const peerIp = normalizeIp(peer ?? '');
   if (!trusted.has(peerIp)) return { ip: peerIp, unforwarded: false, via: null };
+  const real = headers['x-real-ip'];
+  const realIp = typeof real === 'string' ? normalizeIp(real.trim()) : '';
   const xff = headers['x-forwarded-for'];
-  if (xff !== undefined) {
+  // A proxy that sets X-Real-IP but does not write X-Forwarded-For (TeamPass's nginx
+  // example) passes the client's own X-Forwarded-For through: its last hop is then not
+  // the address the proxy saw, and only X-Real-IP can be believed.
+  const xffIsClients = xff !== undefined && isIP(realIp) !== 0 && lastHop(xff) !== realIp;
+  if (xff !== undefined && !xffIsClients) {
     const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((h) => h.trim()).filter((h) => h !== '');
     let ip: string | null = null;
     for (let i = hops.length - 1; i >= 0; i--) {
@@ -46,13 +54,17 @@ export function clientAddress(peer: string | undefined, headers: ForwardingHeade
     }
     if (ip !== null) return { ip, unforwarded: false, via: 'x-forwarded-for' };
   }
-  const real = headers['x-real-ip'];
-  const realIp = typeof real === 'string' ? normalizeIp(real.trim()) : '';
   if (isIP(realIp) !== 0) return { ip: realIp, unforwarded: false, via: 'x-real-ip' };
   return { ip: peerIp, unforwarded: true, via: null };
 }
 
 /** Loopback addresses are exempt from the failed-auth limit (TeamPass behaviour: the local admin probe). */
+/** The last (right-most) entry of an X-Forwarded-For header, normalized. */
+function lastHop(xff: string | string[]): string {
+  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((h) => h.trim()).filter((h) => h !== '');
+  return hops.length === 0 ? '' : normalizeIp(hops[hops.length - 1]);
+}
+
 export function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip === '';
 }

@@ -69,7 +69,15 @@ describe('clientAddress', () => {
   it('takes X-Real-IP from a trusted proxy that sets no usable X-Forwarded-For (TeamPass\'s nginx example)', () => {
     expect(ip('127.0.0.1', { 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false, via: 'x-real-ip' });
     expect(ip('127.0.0.1', { 'x-forwarded-for': 'garbage', 'x-real-ip': ' ::ffff:198.51.100.4 ' }).ip).toBe('198.51.100.4');
-    expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1', 'x-real-ip': '198.51.100.4' }).ip).toBe('198.51.100.1');
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.1, 198.51.100.4', 'x-real-ip': '198.51.100.4' }).ip).toBe('198.51.100.4');
+  });
+
+  it('believes X-Real-IP over an X-Forwarded-For the proxy did not write (its last hop is not the X-Real-IP address)', () => {
+    // nginx with only `proxy_set_header X-Real-IP $remote_addr;` passes the client's own header through.
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '192.0.2.1', 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false, via: 'x-real-ip' });
+    // nginx with `$proxy_add_x_forwarded_for` and X-Real-IP: the last hop is what the proxy saw.
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '192.0.2.1, 198.51.100.4', 'x-real-ip': '198.51.100.4' })).toEqual({ ip: '198.51.100.4', unforwarded: false, via: 'x-forwarded-for' });
+    expect(ip('127.0.0.1', { 'x-forwarded-for': '198.51.100.9, 10.0.0.5', 'x-real-ip': '10.0.0.5' }).ip).toBe('198.51.100.9');
   });
 
   it('says when a trusted proxy forwarded no client address', () => {
