@@ -76,13 +76,13 @@ export async function handleAction(ctx: ActionContext, session: Session, msg: Cl
     case 'unsubscribe':
       return unsubscribe(ctx, session, msg);
     case 'renew_item_lock':
-      return renewItemLock(ctx, session, msg);
+      return renewLock(ctx, session, msg, ITEM_LOCK);
     case 'start_item_view':
       return startItemView(ctx, session, msg);
     case 'stop_item_view':
       return stopItemView(ctx, session, msg);
     case 'renew_kb_lock':
-      return renewKbLock(ctx, session, msg);
+      return renewLock(ctx, session, msg, KB_LOCK);
     case 'start_kb_view':
       return startKbView(ctx, session, msg);
     case 'stop_kb_view':
@@ -103,19 +103,39 @@ function idParam(data: Record<string, unknown>, key: string): number | null {
   return n > 0 ? n : null;
 }
 
-async function renewItemLock(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+interface LockKind {
+  param: 'item_id' | 'kb_id';
+  required: string;
+  noLock: string;
+  failed: string;
+  renewed: string;
+  renew(store: Store, id: number, userId: number): Promise<boolean>;
+}
+
+const ITEM_LOCK: LockKind = {
+  param: 'item_id', required: Msg.itemIdRequired, noLock: Msg.noItemLock, failed: Msg.renewItemLockFailed, renewed: 'lock_renewed',
+  renew: (store, id, userId) => store.renewItemLock(id, userId),
+};
+const KB_LOCK: LockKind = {
+  param: 'kb_id', required: Msg.kbIdRequired, noLock: Msg.noKbLock, failed: Msg.renewKbLockFailed, renewed: 'kb_lock_renewed',
+  renew: (store, id, userId) => store.renewKbLock(id, userId),
+};
+
+/** `renew_item_lock` / `renew_kb_lock`: the id, (KB: access,) then the renewal of the user's own lock. */
+async function renewLock(ctx: ActionContext, session: Session, msg: ClientMessage, kind: LockKind): Promise<Reply> {
   const rid = msg.requestId;
-  const itemId = idParam(msg.data, 'item_id');
-  if (itemId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.itemIdRequired, rid);
+  const id = idParam(msg.data, kind.param);
+  if (id === null) return requestError(ErrorCode.INVALID_REQUEST, kind.required, rid);
+  if (kind === KB_LOCK && !(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
   let renewed: boolean;
   try {
-    renewed = await ctx.store.renewItemLock(itemId, session.userId);
+    renewed = await kind.renew(ctx.store, id, session.userId);
   } catch (err) {
-    sessionLogger(ctx.log, session).warn({ err, item_id: itemId }, 'could not renew an item lock');
-    return requestError(ErrorCode.SERVER_ERROR, Msg.renewItemLockFailed, rid);
+    sessionLogger(ctx.log, session).warn({ err, [kind.param]: id }, 'could not renew an edit lock');
+    return requestError(ErrorCode.SERVER_ERROR, kind.failed, rid);
   }
-  if (!renewed) return requestError(ErrorCode.NO_LOCK, Msg.noItemLock, rid);
-  return responseMessage('lock_renewed', { item_id: itemId }, rid);
+  if (!renewed) return requestError(ErrorCode.NO_LOCK, kind.noLock, rid);
+  return responseMessage(kind.renewed, { [kind.param]: id }, rid);
 }
 
 /**
@@ -149,22 +169,6 @@ async function stopItemView(ctx: ActionContext, session: Session, msg: ClientMes
   }
   ctx.presence.stopItemView(session, itemId, folderId);
   return responseMessage('item_view_stopped', { item_id: itemId, folder_id: folderId }, msg.requestId);
-}
-
-async function renewKbLock(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
-  const rid = msg.requestId;
-  const kbId = idParam(msg.data, 'kb_id');
-  if (kbId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.kbIdRequired, rid);
-  if (!(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
-  let renewed: boolean;
-  try {
-    renewed = await ctx.store.renewKbLock(kbId, session.userId);
-  } catch (err) {
-    sessionLogger(ctx.log, session).warn({ err, kb_id: kbId }, 'could not renew a KB lock');
-    return requestError(ErrorCode.SERVER_ERROR, Msg.renewKbLockFailed, rid);
-  }
-  if (!renewed) return requestError(ErrorCode.NO_LOCK, Msg.noKbLock, rid);
-  return responseMessage('kb_lock_renewed', { kb_id: kbId }, rid);
 }
 
 /** KB access first, then the article's existence, then the view (KB subscribers told before the reply). */

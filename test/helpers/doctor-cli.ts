@@ -4,6 +4,7 @@
  * a clean environment, the JSON report parsed, a daemon on ephemeral ports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { run, type Run } from './run.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -28,16 +29,8 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** `tp-ws ARGS` to its end, in a clean environment plus `env`. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout!.on('data', (b) => (stdout += b));
-    c.stderr!.on('data', (b) => (stderr += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return run(process.execPath, [BIN, ...args], { env: cleanEnv(env) });
 }
 
 /** `tp-ws doctor --json --php-user PHP_USER ARGS`, parsed. */

@@ -6,23 +6,14 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../helpers/ws-client.js';
+import { run as runCommand, type Run } from '../helpers/run.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/tp-ws.js');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-/** Run a command to its end, collecting its output. */
+/** Run a command to its end from the repository root, collecting its output. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout!.on('data', (b) => (stdout += b));
-    c.stderr!.on('data', (b) => (stderr += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand(cmd, args, { cwd: ROOT, env });
 }
 
 interface Served {

@@ -15,64 +15,23 @@
  * fails the suite, elsewhere it is skipped loudly. The rest always runs.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { SCHEMA } from '../../src/config/schema.js';
-import { findBinary } from '../helpers/proxies.js';
 import { describeRequiring } from '../helpers/requires.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { INSTALL_ROOT, MAX_EXPOSURE, ROOT, SYSTEMD_ANALYZE, parseUnit, unitUnderTest } from '../helpers/systemd-unit.js';
+
 const read = (rel: string) => readFileSync(join(ROOT, rel), 'utf8');
-const UNIT_NAME = 'tp-ws.service';
-const UNIT_TEXT = read(`deploy/systemd/${UNIT_NAME}`);
-/** Where the units expect the package: `npm install -g --prefix /opt/tp-ws` (README, "Installing for production"). */
-const INSTALL_ROOT = '/opt/tp-ws/lib/node_modules/tp-ws';
-/** Highest exposure `systemd-analyze security --offline` may give the unit (0 best, 10 worst; 3.2 when written). */
-const MAX_EXPOSURE = 4.0;
-const SYSTEMD_ANALYZE = findBinary('systemd-analyze');
+const T = unitUnderTest('tp-ws.service');
+afterAll(() => T.cleanup());
+const { one, execStart, work } = T;
+const UNIT = T.entries;
 const ENV_NAMES = new Set(SCHEMA.map((s) => s.env));
 const SHUTDOWN_TIMEOUT_MS = Number(SCHEMA.find((s) => s.key === 'shutdown.timeoutMs')!.default);
-
-/** `[section] key=value` lines of a unit file, values of repeated keys in order (no continuation lines in ours). */
-function parseUnit(text: string): Map<string, string[]> {
-  const entries = new Map<string, string[]>();
-  let section = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    if (line.endsWith('\\')) throw new Error(`continuation lines are not parsed here: ${line}`);
-    const header = /^\[(\w+)\]$/.exec(line);
-    if (header) {
-      section = header[1];
-      continue;
-    }
-    const eq = line.indexOf('=');
-    if (eq < 0) throw new Error(`not a key=value line: ${line}`);
-    const key = `${section}.${line.slice(0, eq).trim()}`;
-    entries.set(key, [...(entries.get(key) ?? []), line.slice(eq + 1).trim()]);
-  }
-  return entries;
-}
-
-const UNIT = parseUnit(UNIT_TEXT);
-
-function one(key: string, unit = UNIT): string {
-  const values = unit.get(key) ?? [];
-  expect(values, key).toHaveLength(1);
-  return values[0];
-}
-
-/** ExecStart split into words; the unit uses no quoting, which this asserts. */
-function execStart(): string[] {
-  const line = one('Service.ExecStart');
-  expect(line, 'ExecStart uses no quotes or specifiers').not.toMatch(/["'%$\\]/);
-  return line.split(/\s+/);
-}
 
 /** `Environment=` lines of the unit as a map. */
 function unitEnvironment(): Map<string, string> {
@@ -86,61 +45,27 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'tpws-systemd-generic-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** The unit as verify sees it on this machine (see the file comment), written to `dir`. */
-function unitForThisMachine(dir: string, extraServiceLine?: string): { path: string; substituted: string[] } {
-  const [node, script] = execStart();
-  let text = UNIT_TEXT;
-  const substituted: string[] = [];
-  if (!existsSync(node)) {
-    text = text.replaceAll(node, process.execPath);
-    substituted.push(`${node} -> ${process.execPath}`);
-  }
-  if (!existsSync(script)) {
-    const local = join(ROOT, script.slice(INSTALL_ROOT.length + 1));
-    text = text.replaceAll(script, local);
-    substituted.push(`${script} -> ${local}`);
-  }
-  if (extraServiceLine) text = text.replace('\n[Service]\n', `\n[Service]\n${extraServiceLine}\n`);
-  const path = join(dir, UNIT_NAME);
-  writeFileSync(path, text);
-  return { path, substituted };
-}
-
-function systemdAnalyze(args: string[]): { code: number | null; output: string } {
-  const r = spawnSync(SYSTEMD_ANALYZE!, args, { encoding: 'utf8', cwd: work, env: { ...process.env, SYSTEMD_PAGER: 'cat', SYSTEMD_COLORS: '0' } });
-  if (r.error) throw r.error;
-  return { code: r.status, output: `${r.stdout}${r.stderr}` };
-}
-
-function verify(path: string): { code: number | null; output: string; aboutUnit: string[] } {
-  const r = systemdAnalyze(['verify', '--man=no', '--generators=no', path]);
-  return { ...r, aboutUnit: r.output.split('\n').filter((l) => l.includes(UNIT_NAME)) };
-}
-
 describeRequiring(
   'deploy/systemd/tp-ws.service under systemd-analyze',
   { missing: SYSTEMD_ANALYZE ? undefined : 'systemd-analyze is not installed', needs: 'systemd-analyze', hint: 'apt-get install systemd (Debian)' },
   () => {
     it('passes `systemd-analyze verify` with exit 0 and no line about the unit', () => {
-      const { path, substituted } = unitForThisMachine(mkdtempSync(join(work, 'verify-')));
+      const { path, substituted } = T.forThisMachine(mkdtempSync(join(work, 'verify-')));
       if (substituted.length > 0) console.info(`deploy-systemd-generic: tp-ws is not installed here; verified with ${substituted.join(', ')}`);
-      const r = verify(path);
+      const r = T.verify(path);
       expect(r.aboutUnit, r.output).toEqual([]);
       expect(r.code, r.output).toBe(0);
     });
 
     it('reports a broken copy of the unit, so "no line" above means something', () => {
-      const { path } = unitForThisMachine(mkdtempSync(join(work, 'broken-')), 'NoSuchDirective=yes');
-      const r = verify(path);
+      const { path } = T.forThisMachine(mkdtempSync(join(work, 'broken-')), 'NoSuchDirective=yes');
+      const r = T.verify(path);
       expect(r.aboutUnit.some((l) => l.includes("Unknown key 'NoSuchDirective'")), r.output).toBe(true);
     });
 
     it(`keeps the offline security exposure at or under ${MAX_EXPOSURE}`, () => {
-      const { path } = unitForThisMachine(mkdtempSync(join(work, 'security-')));
-      const r = systemdAnalyze(['security', '--offline=true', '--no-pager', path]);
+      const { path } = T.forThisMachine(mkdtempSync(join(work, 'security-')));
+      const r = T.analyze(['security', '--offline=true', '--no-pager', path]);
       const m = /Overall exposure level for tp-ws\.service: (\d+(?:\.\d+)?)/.exec(r.output);
       expect(m, r.output).not.toBeNull();
       expect(Number(m![1]), r.output).toBeLessThanOrEqual(MAX_EXPOSURE);

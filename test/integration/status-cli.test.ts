@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { run, type Run } from '../helpers/run.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,19 +13,9 @@ import { TestClient } from '../helpers/ws-client.js';
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/tp-ws.js');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
 /** Run `tp-ws status …` to its end; the state dir is a temp one, so no user file is read. */
 function status(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [BIN, 'status', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout!.on('data', (b) => (stdout += b));
-    c.stderr!.on('data', (b) => (stderr += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return run(process.execPath, [BIN, 'status', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
 }
 
 /** A loopback port where nothing listens (bound, then released). */
