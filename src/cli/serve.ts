@@ -60,7 +60,7 @@ export async function runServe(loaded: LoadedConfig, opts: ServeOptions = {}): P
     `tp-ws ${VERSION} listening on ${url}`,
     `  store:  ${redactStoreUrl(cfg.store.url)}`,
     `  ingest: ${daemon.ingest ? daemon.ingest.path : 'disabled'}`,
-    admin ? `  admin:  http://${admin.address}:${admin.port}/healthz` : '  admin:  disabled',
+    admin ? `  admin:  http://${admin.address}:${admin.port}/ (status page; /healthz, /readyz, /metrics)` : '  admin:  disabled',
   ];
   if (daemon.jwtKey?.source === 'development') {
     const cmd = bannerCommands(cfg, ws.port, daemon.ingest?.path ?? null);
