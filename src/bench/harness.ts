@@ -20,9 +20,13 @@ export interface Percentiles {
   mean: number;
 }
 
-/** Percentiles of a sample (nearest rank), rounded to 3 decimals. */
-export function percentiles(values: number[]): Percentiles {
-  const v = [...values].sort((a, b) => a - b);
+/**
+ * Percentiles of a sample (nearest rank), rounded to 3 decimals. Takes a
+ * typed array too: the fan-out benchmarks hand it millions of samples, which
+ * a Float64Array sorts natively and far faster than an array of numbers.
+ */
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const v = Float64Array.from(values).sort();
   const at = (p: number) => (v.length === 0 ? NaN : v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)]);
   const r = (x: number) => Math.round(x * 1000) / 1000;
   return { count: v.length, p50: r(at(50)), p90: r(at(90)), p99: r(at(99)), max: r(at(100)), mean: r(v.reduce((a, b) => a + b, 0) / (v.length || 1)) };
