@@ -2,15 +2,23 @@
  * `npm run bench`: runs the benchmarks and prints one JSON document on
  * stdout (progress on stderr). `npm run bench -- NAME…` runs only those.
  * Every benchmark is bounded in count and time and talks to loopback only.
+ *
+ *   node dist/bench/run.js [--quick] [--out FILE] [NAME…]
+ *
+ * `--quick` runs the scenarios that have a small size (the fan-out ones) at
+ * that size: a smoke test for CI, whose numbers mean nothing. `--out FILE`
+ * also writes the JSON document to FILE (for chart.js).
  */
+import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
+import { benchBroadcast, benchBurst, benchFanout, benchFloorPipeline } from './fanout.js';
 import { benchSocketLatency, benchTableLatency, benchTableLatencyMysql } from './latency.js';
 import { benchIngestThroughput } from './throughput.js';
 import { benchEmitColdStart } from './emit-cold-start.js';
 import { benchPhpEmit } from './php-emit.js';
 import { benchSqliteStall } from './sqlite-stall.js';
 
-type Bench = () => Promise<Record<string, unknown>>;
+type Bench = (quick: boolean) => Promise<Record<string, unknown>>;
 
 const BENCHES: Record<string, Bench> = {
   'socket-latency': () => benchSocketLatency({ clients: 1000, ratePerSec: 1000, seconds: 10 }),
@@ -37,28 +45,70 @@ const BENCHES: Record<string, Bench> = {
     if (!mysqlServerUrl) return { name: 'php-emit-mysql', skipped: 'set TPWS_BENCH_MYSQL_URL' };
     return benchPhpEmit({ events: 5000, mysqlServerUrl, ackAfter: 'delivery' });
   },
+  // Issue #10 fan-out scenarios: tp-ws on MariaDB when TPWS_BENCH_MYSQL_URL/TPWS_TEST_MYSQL_URL is set, else SQLite.
+  'fanout-1000x20': (quick) => benchFanout(quick ? { subscribers: 20, ratePerSec: 50, seconds: 1, processes: 1 } : { subscribers: 1000, ratePerSec: 20, seconds: 10, processes: 1 }),
+  'burst-2000x1000': (quick) => benchBurst(quick ? { subscribers: 20, events: 50, processes: 1 } : { subscribers: 1000, events: 2000, processes: 2 }),
+  'broadcast-10000': (quick) => benchBroadcast(quick ? { subscribers: 20, ratePerSec: 50, seconds: 1, processes: 2 } : { subscribers: 10_000, ratePerSec: 2, seconds: 10, processes: 2 }),
+  'floor-1x1000': (quick) => benchFloorPipeline(quick ? { ratePerSec: 50, seconds: 1 } : { ratePerSec: 1000, seconds: 10 }),
 };
 
+/** Scenarios that have a --quick size; --quick without names runs these. */
+const QUICK = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000'];
+
+interface Args {
+  quick: boolean;
+  out: string | null;
+  names: string[];
+}
+
+function parseArgs(argv: string[]): Args | string {
+  const a: Args = { quick: false, out: null, names: [] };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--quick') a.quick = true;
+    else if (argv[i] === '--out') {
+      const f = argv[++i];
+      if (f === undefined || f === '' || f.startsWith('--')) return '--out needs a file name';
+      a.out = f;
+    } else if (argv[i].startsWith('--')) return `unknown option ${argv[i]}`;
+    else a.names.push(argv[i]);
+  }
+  return a;
+}
+
 async function main(): Promise<void> {
-  const only = process.argv.slice(2);
-  const names = only.length > 0 ? only : Object.keys(BENCHES);
+  const args = parseArgs(process.argv.slice(2));
+  if (typeof args === 'string') {
+    process.stderr.write(`${args}\nusage: run.js [--quick] [--out FILE] [NAME…]\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const names = args.names.length > 0 ? args.names : args.quick ? QUICK : Object.keys(BENCHES);
   const unknown = names.filter((n) => !(n in BENCHES));
   if (unknown.length > 0) {
     process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);
     process.exitCode = 2;
     return;
   }
+  const slow = names.filter((n) => args.quick && !QUICK.includes(n));
+  if (slow.length > 0) {
+    process.stderr.write(`no --quick size for: ${slow.join(', ')}; --quick runs ${QUICK.join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const results: Record<string, unknown>[] = [];
   for (const name of names) {
-    process.stderr.write(`bench ${name}…\n`);
-    results.push(await BENCHES[name]());
+    process.stderr.write(`bench ${name}${args.quick ? ' (quick)' : ''}…\n`);
+    results.push(await BENCHES[name](args.quick));
   }
   const out = {
     machine: { node: process.version, platform: platform(), arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model },
     date: new Date().toISOString(),
+    quick: args.quick,
     results,
   };
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  const text = JSON.stringify(out, null, 2) + '\n';
+  if (args.out !== null) writeFileSync(args.out, text);
+  process.stdout.write(text);
 }
 
 await main();
