@@ -21,7 +21,7 @@ import { createConnection, type Socket } from 'node:net';
 import { IngestClient } from '../ingest/client.js';
 import { FloorServer } from './floor.js';
 import { percentiles, sleep } from './harness.js';
-import { CpuWindow, mb, PeakRssSampler, rssBytes } from './proc.js';
+import { CpuWindow, MachineWindow, mb, PeakRssSampler, rssBytes } from './proc.js';
 import { histogramDelta, TeampassDaemon, type HistogramSnapshot } from './teampass-daemon.js';
 import { WsLoad } from './wsload.js';
 
@@ -208,17 +208,20 @@ async function measure(scope: Scope, s: Server, plan: RunPlan): Promise<Result> 
   const warmup = Math.min(plan.events, plan.ratePerSec === null ? 50 : Math.ceil(plan.ratePerSec));
   await writeEvents(s.writer, { ...plan, events: warmup });
   await load.waitForEventFrames(warmup * plan.sockets, plan.drainMs);
+  const before = await s.writer.settle(10_000);
   const rssIdle = rssBytes(s.pid);
   await load.reset();
   const h0 = s.histogram ? await s.histogram() : null;
   const expected = plan.events * plan.sockets;
   progress(`${s.kind}: ${plan.events} events ${plan.ratePerSec === null ? 'at once' : `at ${plan.ratePerSec}/s`} to ${plan.sockets} sockets`);
+  const machine = new MachineWindow();
   const cpu = new CpuWindow(s.pid);
   const rss = new PeakRssSampler(s.pid).start();
   const firstWrite = Number(process.hrtime.bigint());
   await writeEvents(s.writer, plan);
   const allDelivered = await load.waitForEventFrames(expected, plan.drainMs);
   const window = cpu.read();
+  const busy = machine.read();
   const peak = rss.stop();
   const ingest = await s.writer.settle(10_000);
   const h1 = s.histogram ? await s.histogram() : null;
@@ -234,7 +237,7 @@ async function measure(scope: Scope, s: Server, plan: RunPlan): Promise<Result> 
     sockets: r.sockets_open,
     connect: { handshake_ms: load.connectStats.handshake_ms, wall_ms: load.connectStats.wall_ms },
     events_sent: plan.events,
-    ...(ingest.acked !== null ? { acked: ingest.acked, rejected: ingest.rejected } : {}),
+    ...(ingest.acked !== null ? { acked: ingest.acked - (before.acked ?? 0), rejected: ingest.rejected - before.rejected } : {}),
     frames_expected: expected,
     frames_delivered: r.event_frames,
     all_delivered: allDelivered && r.event_frames === expected,
@@ -248,6 +251,8 @@ async function measure(scope: Scope, s: Server, plan: RunPlan): Promise<Result> 
     server_rss_mb: { before: mb(rssIdle), peak: mb(peak.peak_bytes) },
     ...(h0 && h1 ? { fanout_histogram: histogramDelta(h0, h1) } : {}),
     client: { processes: plan.processes, cpu_s: r.client_cpu_s, busiest_cpu_s: r.client_cpu_max_s, busiest_share: busiest, limited: busiest !== null && busiest > 0.9 },
+    // Whole machine over the window: cores busy (any process) and the load average before/after.
+    machine: { ...busy, others_cores: r3(Math.max(0, busy.busy_cores - window.cores - (window.wall_s > 0 ? r.client_cpu_s / window.wall_s : 0))) },
     closes: r.closes,
     ...(r.latency_dropped > 0 ? { latency_samples_dropped: r.latency_dropped } : {}),
   };

@@ -121,6 +121,40 @@ export class PeakRssSampler {
   }
 }
 
+/** Busy and total clock ticks of the whole machine so far (first line of /proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').slice(0, 256).split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+/**
+ * How busy the whole machine was over a window, in cores (2 = both cores of
+ * this machine busy). On a shared machine this is what tells a slow run from
+ * a slow daemon: when others used the cores, the daemon waited, and its CPU
+ * seconds stay low while the wall time grows.
+ */
+export class MachineWindow {
+  readonly #t0 = machineTicks();
+  readonly #load0 = loadAverage();
+
+  read(): { busy_cores: number; cores: number; loadavg_1m: [number, number] } {
+    const t = machineTicks();
+    const cores = cpuCount();
+    const dt = t.total - this.#t0.total;
+    return { busy_cores: round3(dt > 0 ? ((t.busy - this.#t0.busy) / dt) * cores : 0), cores, loadavg_1m: [this.#load0, loadAverage()] };
+  }
+}
+
+function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+function cpuCount(): number {
+  return (readFileSync('/proc/stat', 'utf8').match(/^cpu\d+ /gm) ?? []).length || 1;
+}
+
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Bytes as MB with one decimal, for reports. */

@@ -1,0 +1,118 @@
+/**
+ * `node dist/bench/run.js --quick`: the fan-out scenarios of issue #10 run at
+ * their CI size, for real (daemon, floor server and load clients in their own
+ * processes), on the embedded SQLite store and on MariaDB. Behaviour only:
+ * the document is valid JSON, every event reached every socket, and the
+ * figures a reader needs are there. Never timing: these numbers mean nothing
+ * at this size.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { describeMysql, MYSQL_URL } from '../helpers/mysql.js';
+import { run } from '../helpers/run.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SCENARIOS = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000'];
+/** Scenarios compared with the plain ws floor in the same run. */
+const WITH_FLOOR = new Set(['fanout-1000x20', 'broadcast-10000', 'floor-1x1000']);
+
+type Json = Record<string, any>;
+
+/** Run the quick scenarios with the store chosen by the environment; the document and the --out file. */
+async function runQuick(mysqlUrl: string | undefined): Promise<{ doc: Json; out: Json }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tpws-bench-quick-'));
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.TPWS_BENCH_MYSQL_URL;
+    delete env.TPWS_TEST_MYSQL_URL;
+    if (mysqlUrl !== undefined) env.TPWS_BENCH_MYSQL_URL = mysqlUrl;
+    const outFile = join(dir, 'results.json');
+    const r = await run(process.execPath, ['dist/bench/run.js', '--quick', '--out', outFile], { cwd: ROOT, env });
+    expect(r.code, r.stderr).toBe(0);
+    return { doc: JSON.parse(r.stdout) as Json, out: JSON.parse(await readFile(outFile, 'utf8')) as Json };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** One server's figures: every event to every socket, and the fields the note reports. */
+function expectComplete(side: Json, sockets: number, events: number): void {
+  expect(side.sockets).toBe(sockets);
+  expect(side.frames_expected).toBe(sockets * events);
+  expect(side.frames_delivered).toBe(sockets * events);
+  expect(side.all_delivered).toBe(true);
+  expect(side.events_complete).toBe(events);
+  expect(side.latency_ms.count).toBe(sockets * events);
+  expect(side.event_complete_ms.count).toBe(events);
+  for (const k of ['p50', 'p90', 'p99', 'max']) expect(typeof side.latency_ms[k]).toBe('number');
+  expect(side.server_cpu_s).toBeGreaterThanOrEqual(0);
+  expect(side.server_rss_mb.peak).toBeGreaterThan(0);
+  expect(side.client.processes).toBeGreaterThanOrEqual(1);
+  expect(typeof side.client.cpu_s).toBe('number');
+  expect(typeof side.machine.busy_cores).toBe('number');
+  expect(side.closes).toEqual({});
+}
+
+function expectDocument(doc: Json, store: 'sqlite' | 'mariadb'): void {
+  expect(doc.quick).toBe(true);
+  expect(doc.results.map((r: Json) => r.name)).toEqual(SCENARIOS);
+  for (const r of doc.results as Json[]) {
+    const sockets = r.params.subscribers ?? r.params.sockets;
+    const events = r.params.events;
+    expect(r.store).toBe(store);
+    expectComplete(r.tpws, sockets, events);
+    // The daemon's own fan-out histogram saw exactly the window's events.
+    expect(r.tpws.acked).toBe(events);
+    expect(r.tpws.rejected).toBe(0);
+    expect(r.tpws.fanout_histogram.count).toBe(events);
+    expect(typeof r.tpws.fanout_histogram.p99_ms).toBe('number');
+    if (WITH_FLOOR.has(r.name)) {
+      expectComplete(r.floor, sockets, events);
+      expect(typeof r.ratio_to_floor.latency_p50).toBe('number');
+      expect(typeof r.ratio_to_floor.latency_p99).toBe('number');
+    } else {
+      expect(r.floor).toBeUndefined();
+    }
+  }
+}
+
+describe('bench --quick [sqlite]', () => {
+  it('delivers every event of every scenario to every socket, with the figures, and charts them', async () => {
+    const { doc, out } = await runQuick(undefined);
+    expectDocument(doc, 'sqlite');
+    expect(out).toEqual(doc);
+
+    const dir = await mkdtemp(join(tmpdir(), 'tpws-bench-chart-'));
+    try {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(join(dir, 'r.json'), JSON.stringify(doc));
+      const chart = await run(process.execPath, ['dist/bench/chart.js', join(dir, 'r.json')], { cwd: ROOT });
+      expect(chart.code, chart.stderr).toBe(0);
+      expect(chart.stdout.startsWith('<svg')).toBe(true);
+      for (const label of ['tp-ws p50', 'tp-ws p99', 'ws floor p50', 'ws floor p99']) expect(chart.stdout).toContain(label);
+      // One point per series for each of the three scenarios.
+      expect(chart.stdout.match(/<circle /g)?.length).toBe(12);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('refuses an unknown option and a scenario without a quick size', async () => {
+    const bad = await run(process.execPath, ['dist/bench/run.js', '--fast'], { cwd: ROOT });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown option --fast');
+    const slow = await run(process.execPath, ['dist/bench/run.js', '--quick', 'php-emit'], { cwd: ROOT });
+    expect(slow.code).toBe(2);
+    expect(slow.stderr).toContain('no --quick size for: php-emit');
+  });
+});
+
+describeMysql('bench --quick [mariadb]', () => {
+  it('delivers every event of every scenario to every socket, TeamPass tokens on MariaDB', async () => {
+    const { doc } = await runQuick(MYSQL_URL);
+    expectDocument(doc, 'mariadb');
+  }, 120_000);
+});
