@@ -1,4 +1,5 @@
 import type { TargetType } from '../event.js';
+import { textFrame } from './frame.js';
 import type { Session } from './session.js';
 
 /** What the hub needs of an event to route it. */
@@ -22,7 +23,8 @@ export interface HubStats {
  * - `folder` → current subscribers of `target_id`, minus `exclude_user_id`;
  * - `kb`     → KB subscribers, minus `exclude_user_id`;
  * - `broadcast` → every socket, minus `exclude_user_id`.
- * The caller encodes the message once and hands the same buffer to `deliver`.
+ * The message is encoded and framed once per event and the same frame goes
+ * to every recipient.
  * The hub does not log (its owner does).
  */
 export class Hub {
@@ -95,13 +97,14 @@ export class Hub {
 
   /**
    * Send one message to every recipient of the event, exclusions applied;
-   * returns how many accepted it. `encode` runs once, at the first
-   * recipient (never for an event nobody receives), and every recipient
-   * gets the same buffer. Walks the live subscriber sets directly: no
-   * per-event list, which for a broadcast would be one array entry per
-   * connected socket.
+   * returns how many accepted it. `encode` (the message's JSON text) runs
+   * once, at the first recipient (never for an event nobody receives), and
+   * every recipient gets the same WebSocket frame, queued for the end of
+   * the turn (src/fanout/flush-queue.ts). Walks the live subscriber sets
+   * directly: no per-event list, which for a broadcast would be one array
+   * entry per connected socket.
    */
-  deliver(event: RoutedEvent, encode: () => Buffer): number {
+  deliver(event: RoutedEvent, encode: () => string): number {
     let pool: Iterable<Session>;
     switch (event.targetType) {
       case 'user':
@@ -121,11 +124,11 @@ export class Hub {
     const exclude = event.targetType === 'user' ? null : event.excludeUserId;
     const folderId = event.targetType === 'folder' ? event.targetId : null;
     let sent = 0;
-    let data: Buffer | null = null;
+    let frame: Buffer | null = null;
     for (const s of pool) {
       if (s.userId === exclude) continue;
-      data ??= encode();
-      if (s.sendText(data, folderId)) sent++;
+      frame ??= textFrame(encode());
+      if (s.sendFrame(frame, folderId)) sent++;
     }
     return sent;
   }

@@ -158,13 +158,13 @@ export class Presence {
   private notifyItem(itemId: number, folderId: number): void {
     const nowMs = this.now();
     const data = { item_id: itemId, folder_id: folderId, viewers: this.itemViewers(itemId, folderId), server_timestamp: Math.floor(nowMs / 1000) };
-    this.hub.deliver({ targetType: 'folder', targetId: folderId, excludeUserId: null }, () => Buffer.from(JSON.stringify(presenceEventMessage('item_viewers_changed', data, nowMs))));
+    this.hub.deliver({ targetType: 'folder', targetId: folderId, excludeUserId: null }, () => JSON.stringify(presenceEventMessage('item_viewers_changed', data, nowMs)));
   }
 
   private notifyKb(kbId: number): void {
     const nowMs = this.now();
     const data = { kb_id: kbId, viewers: this.kbViewers(kbId), server_timestamp: Math.floor(nowMs / 1000) };
-    this.hub.deliver({ targetType: 'kb', targetId: null, excludeUserId: null }, () => Buffer.from(JSON.stringify(presenceEventMessage('kb_viewers_changed', data, nowMs))));
+    this.hub.deliver({ targetType: 'kb', targetId: null, excludeUserId: null }, () => JSON.stringify(presenceEventMessage('kb_viewers_changed', data, nowMs)));
   }
 }
 

@@ -1,14 +1,42 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/authenticator.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
+import { flushQueue } from './flush-queue.js';
+import { textFrame } from './frame.js';
 
 /** Time allowed for a close handshake before the TCP socket is cut. */
 const CLOSE_GRACE_MS = 5000;
+/**
+ * Most bytes handed to the socket in one write. Frames queued in one turn
+ * are copied into chunks of this size: few system calls for a burst, and
+ * at most about this much (plus the socket's high-water mark) held by Node
+ * for a socket whose peer is not reading.
+ */
+const CHUNK_BYTES = 32 * 1024;
+/** `WebSocket.OPEN`. */
+const OPEN = 1;
+/** The session of a socket, for the shared 'drain' listener. */
+const SESSION = Symbol('tp-ws session');
+
+type SessionSocket = Socket & { [SESSION]?: Session };
+
+/** Shared by every socket (no closure per connection): resume writing once Node's buffer has drained. */
+function onDrain(this: SessionSocket): void {
+  this[SESSION]?.flush();
+}
 
 /**
  * One authenticated WebSocket connection: who it is, what it subscribed to,
  * and the send path with its backpressure rule. Owns no policy beyond that;
  * the gateway decides what to send and when to close.
+ *
+ * Send path: every data frame (events, replies, pings) is queued here as a
+ * complete frame, in order, and written by the flush queue once per
+ * event-loop turn, coalesced (src/fanout/flush-queue.ts). Events arrive
+ * framed already, one Buffer shared by all their recipients. Control
+ * frames (pong, close) still go through `ws`; they may come between two of
+ * our messages, never inside one, as RFC 6455 allows.
  */
 export class Session {
   readonly folders = new Set<number>();
@@ -16,9 +44,14 @@ export class Session {
   /** Epoch ms of the last client ping/pong (JSON action or RFC 6455 frame). */
   lastSeen: number;
   closed = false;
-  /** Messages kept back while the user's access is re-read (`hold()`), with the folder of folder events. */
-  private held: { data: string | Buffer; folderId: number | null }[] | null = null;
+  /** Frames kept back while the user's access is re-read (`hold()`), with the folder of folder events. */
+  private held: { frame: Buffer; folderId: number | null }[] | null = null;
   private heldBytes = 0;
+  /** Frames not yet handed to the socket, from `queueHead` on; null when none (the idle state costs nothing). */
+  private queue: Buffer[] | null = null;
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private readonly socket: SessionSocket;
 
   constructor(
     readonly id: number,
@@ -33,42 +66,114 @@ export class Session {
     private readonly closeCounts?: Map<number, number>,
   ) {
     this.lastSeen = connectedAt;
+    // `ws` keeps its socket in `_socket`; frames are written to it directly (see the class comment).
+    this.socket = (ws as unknown as { _socket: SessionSocket })._socket;
+    this.socket[SESSION] = this;
+    this.socket.on('drain', onDrain);
   }
 
   get userId(): number {
     return this.identity.userId;
   }
 
+  /**
+   * Bytes sent to this socket and not yet taken by the kernel: queued here,
+   * held, and in Node's and `ws`'s buffers. The slow-consumer rule counts
+   * every one of them, as if each recipient had its own copy.
+   */
+  get bufferedBytes(): number {
+    return this.queuedBytes + this.heldBytes + this.ws.bufferedAmount;
+  }
+
   /** Send one message object (replies, pings). */
   send(message: Record<string, unknown>): boolean {
-    return this.sendText(JSON.stringify(message));
+    return this.sendFrame(textFrame(JSON.stringify(message)));
+  }
+
+  /** Send one message already encoded as JSON text. */
+  sendText(data: string | Buffer): boolean {
+    return this.sendFrame(textFrame(data));
   }
 
   /**
-   * Send pre-encoded data (the same Buffer for every recipient of an event);
-   * `folderId` is the folder of a folder event. Past `maxBufferedBytes` of
-   * unsent data the socket is closed as a slow consumer (4100, reconnect with
-   * backoff) and false is returned: memory per socket stays bounded whatever
-   * the client does. While held, messages are kept in order instead.
+   * Queue one complete text frame (src/fanout/frame.ts; the same Buffer for
+   * every recipient of an event); `folderId` is the folder of a folder
+   * event. Past `maxBufferedBytes` of unsent data the socket is closed as a
+   * slow consumer (4100, reconnect with backoff) and false is returned:
+   * what one socket can cost stays bounded whatever the client does. While
+   * held, frames are kept in order instead.
    */
-  sendText(data: string | Buffer, folderId: number | null = null): boolean {
+  sendFrame(frame: Buffer, folderId: number | null = null): boolean {
     if (this.closed) return false;
-    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    if (this.held !== null) {
-      this.heldBytes += size;
-      if (this.ws.bufferedAmount + this.heldBytes > this.maxBufferedBytes) {
-        this.close(CloseCode.SLOW_CONSUMER);
-        return false;
-      }
-      this.held.push({ data, folderId });
-      return true;
-    }
-    if (this.ws.bufferedAmount + size > this.maxBufferedBytes) {
+    if (this.bufferedBytes + frame.length > this.maxBufferedBytes) {
       this.close(CloseCode.SLOW_CONSUMER);
       return false;
     }
-    this.ws.send(data, { binary: false });
+    if (this.held !== null) {
+      this.heldBytes += frame.length;
+      this.held.push({ frame, folderId });
+      return true;
+    }
+    this.queuedBytes += frame.length;
+    if (this.queue === null) {
+      this.queue = [frame];
+      flushQueue.add(this);
+    } else {
+      // Already registered, or waiting for 'drain' (which flushes it).
+      this.queue.push(frame);
+    }
     return true;
+  }
+
+  /**
+   * Write queued frames to the socket, coalesced into chunks of up to
+   * `CHUNK_BYTES`, while Node's buffer for it stays under its high-water
+   * mark; the rest waits for 'drain' (a peer that does not read costs its
+   * queue, counted by the slow-consumer rule, not memory in Node).
+   */
+  flush(limit?: number): void {
+    const q = this.queue;
+    if (q === null) return;
+    const sock = this.socket;
+    if (this.ws.readyState !== OPEN || sock.destroyed) {
+      this.dropQueue();
+      return;
+    }
+    const hwm = limit ?? sock.writableHighWaterMark;
+    let head = this.queueHead;
+    while (head < q.length) {
+      if (sock.writableLength >= hwm) {
+        // write() returned false for the chunk that filled it: 'drain' will come.
+        if (head > 1024) {
+          q.splice(0, head);
+          head = 0;
+        }
+        this.queueHead = head;
+        return;
+      }
+      let end = head + 1;
+      let bytes = q[head].length;
+      while (end < q.length && bytes + q[end].length <= CHUNK_BYTES) bytes += q[end++].length;
+      let chunk: Buffer;
+      if (end === head + 1) {
+        chunk = q[head];
+      } else {
+        chunk = Buffer.allocUnsafe(bytes);
+        let off = 0;
+        for (let i = head; i < end; i++) off += q[i].copy(chunk, off);
+      }
+      head = end;
+      this.queuedBytes -= bytes;
+      sock.write(chunk);
+    }
+    this.queue = null;
+    this.queueHead = 0;
+  }
+
+  private dropQueue(): void {
+    this.queue = null;
+    this.queueHead = 0;
+    this.queuedBytes = 0;
   }
 
   /**
@@ -86,14 +191,22 @@ export class Session {
     this.held = null;
     this.heldBytes = 0;
     if (held === null) return;
-    for (const m of held) if (m.folderId === null || allowed(m.folderId)) this.sendText(m.data);
+    for (const m of held) if (m.folderId === null || allowed(m.folderId)) this.sendFrame(m.frame);
   }
 
-  /** Close with a code from close-codes.ts; the socket is cut if the peer does not answer in time. */
+  /**
+   * Close with a code from close-codes.ts (queued frames are written first,
+   * unless the socket is closed for being slow); the socket is cut if the
+   * peer does not answer in time.
+   */
   close(code: number, reason = CloseReason[code] ?? ''): void {
     if (this.closed) return;
+    // What was sent before the close leaves before the close frame; a slow consumer's backlog is dropped.
+    if (code === CloseCode.SLOW_CONSUMER) this.dropQueue();
+    else this.flush(Infinity);
     this.closed = true;
     this.held = null;
+    this.heldBytes = 0;
     this.closeCounts?.set(code, (this.closeCounts.get(code) ?? 0) + 1);
     this.ws.close(code, reason);
     const timer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { BridgeEvent } from '../event.js';
+import { flushQueue } from '../fanout/flush-queue.js';
 import type { Hub } from '../fanout/hub.js';
 import { encodeEventMessage } from '../protocol/messages.js';
 import { Deduper } from './dedup.js';
@@ -15,7 +16,7 @@ export const CANARY_EVENT_TYPE = 'tpws.canary';
 
 /** Told of every event right after its fan-out (never of a duplicate). */
 export interface DeliveryObserver {
-  /** `fanoutMs`: time spent writing it to its recipients' sockets, in this process. */
+  /** `fanoutMs`: time spent queueing it for its recipients; the writes follow at the end of the turn (`PipelineOptions.onFanout`). */
   delivered(event: BridgeEvent, source: EventSource, recipients: number, fanoutMs: number): void;
 }
 
@@ -42,6 +43,12 @@ export interface PipelineOptions {
   observers?: DeliveryObserver[];
   /** Told of each readiness canary's id. */
   onCanary?: (id: string) => void;
+  /**
+   * Told, for every event with recipients, the time from its acceptance to
+   * the write of its frame to the last recipient's socket (the end of the
+   * turn's coalesced flush, src/fanout/flush-queue.ts), in ms.
+   */
+  onFanout?: (ms: number) => void;
 }
 
 /**
@@ -58,11 +65,13 @@ export class Pipeline {
 
   private readonly observers: DeliveryObserver[];
   private readonly onCanary: ((id: string) => void) | null;
+  private readonly onFanout: ((ms: number) => void) | null;
 
   constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string, options: PipelineOptions = {}) {
     this.epoch = epoch;
     this.observers = options.observers ?? [];
     this.onCanary = options.onCanary ?? null;
+    this.onFanout = options.onFanout ?? null;
   }
 
   /** True when the id is inside the dedup window (already fanned out). */
@@ -83,8 +92,10 @@ export class Pipeline {
     const seq = ++this.seq;
     this.counters.bySource[source]++;
     const t0 = performance.now();
-    const recipients = this.hub.deliver(event, () => Buffer.from(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq })));
+    const recipients = this.hub.deliver(event, () => encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq }));
     const fanoutMs = performance.now() - t0;
+    const onFanout = this.onFanout;
+    if (onFanout !== null && recipients > 0) flushQueue.afterFlush(() => onFanout(performance.now() - t0));
     this.counters.deliveries += recipients;
     for (const o of this.observers) o.delivered(event, source, recipients, fanoutMs);
     return { delivered: true, seq, recipients };
