@@ -14,6 +14,15 @@ const CLOSE_GRACE_MS = 5000;
  * for a socket whose peer is not reading.
  */
 const CHUNK_BYTES = 32 * 1024;
+/**
+ * Where frames are copied into a chunk. A chunk the kernel takes at once
+ * (the usual case) is no longer referenced when `write` returns, so the
+ * same memory serves the next one; a chunk Node has to keep belongs to it
+ * from then on, and a new scratch buffer is taken. A burst thus writes
+ * through one buffer instead of allocating (and later collecting) one per
+ * chunk.
+ */
+let scratch = Buffer.allocUnsafeSlow(CHUNK_BYTES);
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
 /** The session of a socket, for the shared 'drain' listener. */
@@ -154,17 +163,19 @@ export class Session {
       let end = head + 1;
       let bytes = q[head].length;
       while (end < q.length && bytes + q[end].length <= CHUNK_BYTES) bytes += q[end++].length;
-      let chunk: Buffer;
-      if (end === head + 1) {
-        chunk = q[head];
-      } else {
-        chunk = Buffer.allocUnsafe(bytes);
-        let off = 0;
-        for (let i = head; i < end; i++) off += q[i].copy(chunk, off);
-      }
-      head = end;
       this.queuedBytes -= bytes;
+      if (end === head + 1) {
+        sock.write(q[head]);
+        head = end;
+        continue;
+      }
+      const chunk = scratch.subarray(0, bytes);
+      let off = 0;
+      for (let i = head; i < end; i++) off += q[i].copy(chunk, off);
+      head = end;
       sock.write(chunk);
+      // Not all taken by the kernel: Node keeps the chunk until it is written.
+      if (sock.writableLength > 0) scratch = Buffer.allocUnsafeSlow(CHUNK_BYTES);
     }
     this.queue = null;
     this.queueHead = 0;
