@@ -144,6 +144,7 @@ export class Daemon {
     this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7(), {
       observers: [this.reactions, this.metrics, this.status],
       onCanary: (id) => this.readiness.canaryArrived(id),
+      onFanout: (ms) => this.metrics.fannedOut(ms),
     });
     this.journal = new Journal(this.store, this.child('journal'), {
       batchSize: config.journal.batchSize, flushMs: config.journal.flushMs, maxQueue: config.journal.maxQueue, maxBackoffMs: config.poller.maxBackoffMs,

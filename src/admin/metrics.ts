@@ -116,15 +116,19 @@ export class Metrics implements DeliveryObserver {
       labelNames: ['source'], buckets: LATENCY_BUCKETS, registers: [r],
     });
     this.fanout = new Histogram({
-      name: 'tpws_fanout_seconds', help: 'Time to write one event to all its recipients, in the daemon.',
+      name: 'tpws_fanout_seconds', help: 'From accepting an event to writing it to the socket of its last recipient (events with recipients), in the daemon.',
       buckets: FANOUT_BUCKETS, registers: [r],
     });
   }
 
-  delivered(event: BridgeEvent, source: EventSource, _recipients: number, fanoutMs: number): void {
+  delivered(event: BridgeEvent, source: EventSource): void {
     // A replayed event keeps its original creation time: its age is not a delivery latency.
     if (source !== 'replay') this.latency.observe({ source }, Math.max(0, Date.now() - event.createdAt) / 1000);
-    this.fanout.observe(fanoutMs / 1000);
+  }
+
+  /** One event's fan-out, accepted to written (`PipelineOptions.onFanout`). */
+  fannedOut(ms: number): void {
+    this.fanout.observe(ms / 1000);
   }
 
   /** The exposition text and its content type. */
