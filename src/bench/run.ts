@@ -98,7 +98,14 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   for (const name of names) {
     process.stderr.write(`bench ${name}${args.quick ? ' (quick)' : ''}…\n`);
-    results.push(await BENCHES[name](args.quick));
+    try {
+      results.push(await BENCHES[name](args.quick));
+    } catch (err) {
+      // One failed scenario (a deadline, a daemon that would not start) must not lose the others' figures.
+      process.stderr.write(`bench ${name} failed: ${(err as Error).message}\n`);
+      results.push({ name, error: (err as Error).message });
+      process.exitCode = 1;
+    }
   }
   const out = {
     machine: { node: process.version, platform: platform(), arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model },

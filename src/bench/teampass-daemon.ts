@@ -311,6 +311,7 @@ function readBanner(child: ChildProcess, output: Tail, timeoutMs: number): Promi
       output.push(line);
       const ws = /listening on (ws:\/\/\S+)/.exec(line);
       if (ws) wsUrl = ws[1];
+      if (/^\s*admin:\s+disabled/.test(line)) fail('the admin listener is disabled (TPWS_ADMIN_PORT=-1): the benchmarks read /metrics from it');
       const admin = /^\s*admin:\s+(http:\/\/\S+\/)/.exec(line);
       if (admin && wsUrl !== null) {
         clearTimeout(timer);
