@@ -11,8 +11,8 @@ export interface Identity {
   login: string;
   displayName: string;
   isAdmin: boolean;
-  /** Folder ids the user may subscribe to (admins: any). */
-  folders: Set<number>;
+  /** Folder ids the user may subscribe to (admins: any). Never changed in place: may be shared (FolderSets); an access change assigns a new set. */
+  folders: ReadonlySet<number>;
   /** TeamPass `auth_method` label shown by `get_status`. */
   authMethod: 'ws_token' | 'jwt';
   /** Epoch ms after which the socket must be closed (JWT `exp`); null when the credential does not expire while connected. */

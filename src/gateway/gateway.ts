@@ -2,8 +2,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
+import { FolderSets } from '../auth/folder-sets.js';
 import type { ReconnectTokens } from '../auth/reconnect-tokens.js';
 import type { Config } from '../config/schema.js';
 import type { Hub } from '../fanout/hub.js';
@@ -19,8 +20,11 @@ import { clientAddress, countsAuthFailures } from './client-ip.js';
 import { AuthFailureLimiter, SlidingLog } from './rate-limit.js';
 
 const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
-/** Sockets closed per event-loop turn at shutdown, so a large close does not stall the loop. */
-const SHUTDOWN_BATCH = 500;
+/**
+ * Sockets handled per event-loop turn by the heartbeat and the shutdown, so
+ * ten thousand sockets do not stall the loop (events keep flowing between turns).
+ */
+const SOCKETS_PER_TURN = 500;
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -75,22 +79,55 @@ export interface UpgradeRecord {
 /** Upgrades remembered for `/upgrades`. */
 const UPGRADES_KEPT = 50;
 
-/** Per-socket state that exists before and after authentication. */
+/**
+ * Per-socket state that exists before and after authentication. Kept small:
+ * at ten thousand idle sockets every field counts (docs/performance.md).
+ */
 interface Conn {
-  ws: WebSocket;
+  ws: ConnSocket;
   ip: string;
   /** Failed authentications count against `ip` (not loopback, not a proxy's own address). */
   countsFailures: boolean;
   /** The upgrade carried `Origin`: a browser (per-user cap `limits.maxConnectionsPerUser`, else `limits.maxToolConnectionsPerUser`). */
   browser: boolean;
   session: Session | null;
-  limiter: SlidingLog;
+  /** The limits in effect when the socket opened (a reload applies to sockets opened later). */
+  limits: Readonly<Config['limits']>;
+  /** Made at the first rate-limited message; dropped again by the heartbeat once idle. */
+  limiter: SlidingLog | null;
   /** Messages received while authentication was still running. */
   pending: RawFrame[] | null;
-  /** Serializes handling so replies leave in the order requests arrived. */
-  chain: Promise<void>;
+  /** Serializes handling so replies leave in the order requests arrived; null when nothing is queued. */
+  chain: Promise<void> | null;
   expiryTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * The socket class the server makes, carrying its `Conn`: listeners are
+ * shared by every socket and find their connection through `this`, so no
+ * socket holds closures of its own (nor, through them, its upgrade request).
+ */
+class ConnSocket extends WebSocket {
+  conn: Conn | null = null;
+}
+
+/** Shared by every upgrade socket: a socket error ends that socket. */
+function socketOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/** The connection of a socket the server made (null before `wsOnOpen`). */
+function connOf(ws: WebSocket): Conn | null {
+  return (ws as ConnSocket).conn;
+}
+
+/** An RFC 6455 ping or pong from the client: it is alive. */
+function wsOnAlive(this: WebSocket): void {
+  const s = connOf(this)?.session;
+  if (s) s.lastSeen = Date.now();
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 interface RawFrame {
   data: RawData;
@@ -126,9 +163,19 @@ export class Gateway {
   private actions: ActionContext;
   /** Trusted proxies already warned about for forwarding no client address. */
   private readonly warnedProxies = new Set<string>();
+  /** Identical folder lists of identities share one set. */
+  private readonly folderSets = new FolderSets();
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** A heartbeat sweep still running (it yields to the event loop between batches). */
+  private heartbeatRunning = false;
   private closing = false;
   private nextSessionId = 1;
+  /** Listeners of every socket (`this` is the socket). */
+  private readonly wsOn: {
+    message(this: WebSocket, data: RawData, isBinary: boolean): void;
+    close(this: WebSocket): void;
+    error(this: WebSocket, err: Error): void;
+  };
 
   constructor(private readonly o: GatewayOptions) {
     this.cfg = o.config;
@@ -154,7 +201,22 @@ export class Gateway {
       // UTF-8 is checked here, so invalid text gets an error reply instead of a 1007 close.
       skipUTF8Validation: true,
       clientTracking: false,
+      WebSocket: ConnSocket,
     });
+    const gw = this;
+    this.wsOn = {
+      message(data, isBinary) {
+        const conn = connOf(this);
+        if (conn !== null) gw.connOnMessage(conn, { data, isBinary });
+      },
+      close() {
+        const conn = connOf(this);
+        if (conn !== null) gw.connOnClose(conn);
+      },
+      error(err) {
+        gw.log.debug({ err: err.message, ip: connOf(this)?.ip }, 'websocket error');
+      },
+    };
   }
 
   /** Bind the listener; resolves with the bound address (port 0 → a free port). */
@@ -162,7 +224,7 @@ export class Gateway {
     const { host, port } = this.cfg.server;
     await listen(this.server, { host, port, setting: 'server.port', flag: '--port' });
     const hb = this.cfg.heartbeat.pingIntervalSec * 1000;
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), hb);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), hb);
     this.heartbeatTimer.unref();
     return this.server.address() as AddressInfo;
   }
@@ -170,16 +232,15 @@ export class Gateway {
   // --- upgrade and authentication --------------------------------------------
 
   private serverOnUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', socketOnError);
     if (this.closing || this.conns.size >= this.cfg.server.maxConnections) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.wsOnOpen(ws, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.wsOnOpen(ws as ConnSocket, req));
   }
 
-  private wsOnOpen(ws: WebSocket, req: IncomingMessage): void {
-    const l = this.cfg.limits;
+  private wsOnOpen(ws: ConnSocket, req: IncomingMessage): void {
     const addr = clientAddress(req.socket.remoteAddress, req.headers, this.trusted);
     if (addr.unforwarded) this.proxyForwardedNoAddress(addr.ip, req);
     this.recordUpgrade(req, addr);
@@ -189,23 +250,26 @@ export class Gateway {
       countsFailures: countsAuthFailures(addr),
       browser: req.headers.origin !== undefined,
       session: null,
-      limiter: new SlidingLog(l.rateLimitMessages, l.rateLimitWindowMs),
+      limits: this.cfg.limits,
+      limiter: null,
       pending: [],
-      chain: Promise.resolve(),
+      chain: null,
       expiryTimer: null,
     };
+    ws.conn = conn;
     this.conns.add(conn);
     this.counters.connectionsOpened++;
-    ws.on('error', (err) => this.log.debug({ err: err.message, ip: conn.ip }, 'websocket error'));
-    ws.on('close', () => this.connOnClose(conn));
-    ws.on('message', (data, isBinary) => this.connOnMessage(conn, { data, isBinary }));
-    const alive = () => { if (conn.session) conn.session.lastSeen = Date.now(); };
-    ws.on('ping', alive);
-    ws.on('pong', alive);
-    void this.authenticate(conn, tokenFromUrl(req.url)).catch((err) => {
-      this.log.error({ err }, 'authentication crashed; closing socket');
-      ws.terminate();
-    });
+    ws.on('error', this.wsOn.error);
+    ws.on('close', this.wsOn.close);
+    ws.on('message', this.wsOn.message);
+    ws.on('ping', wsOnAlive);
+    ws.on('pong', wsOnAlive);
+    this.authenticate(conn, tokenFromUrl(req.url)).catch((err: unknown) => this.authenticateCrashed(conn, err));
+  }
+
+  private authenticateCrashed(conn: Conn, err: unknown): void {
+    this.log.error({ err }, 'authentication crashed; closing socket');
+    conn.ws.terminate();
   }
 
   /**
@@ -259,7 +323,7 @@ export class Gateway {
     this.actions = { ...this.actions, editionLockTimeoutSec: cfg.teampass.editionLockTimeoutSec, kbLockTimeoutSec: cfg.teampass.kbLockTimeoutSec };
     if (cfg.heartbeat.pingIntervalSec !== old.heartbeat.pingIntervalSec && this.heartbeatTimer !== null) {
       clearInterval(this.heartbeatTimer);
-      this.heartbeatTimer = setInterval(() => this.heartbeat(), cfg.heartbeat.pingIntervalSec * 1000);
+      this.heartbeatTimer = setInterval(() => void this.heartbeat(), cfg.heartbeat.pingIntervalSec * 1000);
       this.heartbeatTimer.unref();
     }
   }
@@ -311,6 +375,7 @@ export class Gateway {
       this.refuse(conn, ErrorCode.AUTH_FAILED, Msg.authFailed);
       return;
     }
+    identity.folders = this.folderSets.share(identity.folders);
     const session = new Session(this.nextSessionId++, conn.ws, identity, conn.ip, Date.now(), this.cfg.limits.maxBufferedBytes, conn.browser, this.closes);
     conn.session = session;
     this.o.hub.add(session);
@@ -343,16 +408,19 @@ export class Gateway {
 
   private armExpiry(conn: Conn, expiresAt: number): void {
     const delay = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
-    conn.expiryTimer = setTimeout(() => {
-      const s = conn.session;
-      if (s === null) return;
-      if (Date.now() < expiresAt) return this.armExpiry(conn, expiresAt);
-      this.counters.tokenExpiryCloses++;
-      this.sessionLog(s).info({ code: 'TPWS_ERR_AUTH_EXPIRED' }, 'credentials expired; closing socket');
-      s.close(CloseCode.TOKEN_EXPIRED);
-    }, Math.max(0, delay));
+    conn.expiryTimer = setTimeout(this.connOnExpiry, Math.max(0, delay), conn, expiresAt);
     conn.expiryTimer.unref();
   }
+
+  /** A socket's credentials reached `expiresAt` (one function for every socket's timer). */
+  private readonly connOnExpiry = (conn: Conn, expiresAt: number): void => {
+    const s = conn.session;
+    if (s === null) return;
+    if (Date.now() < expiresAt) return this.armExpiry(conn, expiresAt);
+    this.counters.tokenExpiryCloses++;
+    this.sessionLog(s).info({ code: 'TPWS_ERR_AUTH_EXPIRED' }, 'credentials expired; closing socket');
+    s.close(CloseCode.TOKEN_EXPIRED);
+  };
 
   private sessionLog(s: Session): Logger {
     return sessionLogger(this.log, s);
@@ -387,14 +455,15 @@ export class Gateway {
     const now = Date.now();
     const parsed = this.parseFrame(buf, frame.isBinary);
     const isPong = parsed.ok && parsed.msg.action === 'pong';
-    if (!isPong && !conn.limiter.take(now)) {
+    const limiter = isPong ? null : (conn.limiter ??= new SlidingLog(conn.limits.rateLimitMessages, conn.limits.rateLimitWindowMs));
+    if (limiter !== null && !limiter.take(now)) {
       this.counters.messagesRejected++;
-      if (conn.limiter.rejections >= this.cfg.limits.floodCloseAfter) {
+      if (limiter.rejections >= this.cfg.limits.floodCloseAfter) {
         this.sessionLog(session).warn({ ip: conn.ip }, 'message flood; closing socket');
         session.close(CloseCode.FLOOD);
         return;
       }
-      if (conn.limiter.rejections === 1) this.sessionLog(session).warn('rate limit exceeded');
+      if (limiter.rejections === 1) this.sessionLog(session).warn('rate limit exceeded');
       session.send(requestError(ErrorCode.RATE_LIMITED, Msg.rateLimited, parsed.ok ? parsed.msg.requestId : null));
       return;
     }
@@ -411,17 +480,22 @@ export class Gateway {
       session.send(requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action.slice(0, 100)), msg.requestId));
       return;
     }
-    conn.chain = conn.chain.then(async () => {
-      if (session.closed) return;
-      let reply: Record<string, unknown> | null;
-      try {
-        reply = await handleAction(this.actions, session, msg, Date.now());
-      } catch (err) {
-        this.sessionLog(session).error({ err, action: msg.action }, 'action handler failed');
-        reply = requestError(ErrorCode.SERVER_ERROR, Msg.serverError, msg.requestId);
-      }
-      if (reply !== null) session.send(reply);
-    });
+    const queued: Promise<void> = (conn.chain ?? RESOLVED)
+      .then(() => this.runAction(session, msg))
+      .then(() => { if (conn.chain === queued) conn.chain = null; });
+    conn.chain = queued;
+  }
+
+  private async runAction(session: Session, msg: ClientMessage): Promise<void> {
+    if (session.closed) return;
+    let reply: Record<string, unknown> | null;
+    try {
+      reply = await handleAction(this.actions, session, msg, Date.now());
+    } catch (err) {
+      this.sessionLog(session).error({ err, action: msg.action }, 'action handler failed');
+      reply = requestError(ErrorCode.SERVER_ERROR, Msg.serverError, msg.requestId);
+    }
+    if (reply !== null) session.send(reply);
   }
 
   private parseFrame(buf: Buffer, isBinary: boolean): { ok: true; msg: ClientMessage } | { ok: false; error: Record<string, unknown> } {
@@ -469,23 +543,40 @@ export class Gateway {
     this.sessionLog(s).info({ duration_seconds: Math.round((Date.now() - s.connectedAt) / 1000), remaining_connections: this.o.hub.size }, 'connection closed');
   }
 
-  /** Server ping to every session; sockets silent past the pong timeout are closed (4102). */
-  private heartbeat(): void {
-    const now = Date.now();
-    const timeout = this.cfg.heartbeat.pongTimeoutSec * 1000;
-    const ping = Buffer.from(JSON.stringify(pingMessage(now)));
-    for (const conn of this.conns) {
-      const s = conn.session;
-      if (s === null || s.closed) continue;
-      if (now - s.lastSeen > timeout) {
-        this.counters.heartbeatTimeouts++;
-        this.sessionLog(s).info('heartbeat timeout; closing');
-        s.close(CloseCode.HEARTBEAT_TIMEOUT);
-        continue;
+  /**
+   * Server ping to every session; sockets silent past the pong timeout are
+   * closed (4102). Walks the sockets `SOCKETS_PER_TURN` at a time, yielding
+   * between batches; also drops the rate limiters of sockets gone quiet.
+   */
+  private async heartbeat(): Promise<void> {
+    if (this.heartbeatRunning) return;
+    this.heartbeatRunning = true;
+    try {
+      const now = Date.now();
+      const timeout = this.cfg.heartbeat.pongTimeoutSec * 1000;
+      const ping = Buffer.from(JSON.stringify(pingMessage(now)));
+      let inTurn = 0;
+      for (const conn of this.conns) {
+        if (++inTurn > SOCKETS_PER_TURN) {
+          await new Promise((r) => setImmediate(r));
+          if (this.closing) return;
+          inTurn = 1;
+        }
+        if (conn.limiter !== null && conn.limiter.idle(now)) conn.limiter = null;
+        const s = conn.session;
+        if (s === null || s.closed) continue;
+        if (now - s.lastSeen > timeout) {
+          this.counters.heartbeatTimeouts++;
+          this.sessionLog(s).info('heartbeat timeout; closing');
+          s.close(CloseCode.HEARTBEAT_TIMEOUT);
+          continue;
+        }
+        s.sendText(ping);
       }
-      s.sendText(ping);
+      this.authLimiter.sweep(now);
+    } finally {
+      this.heartbeatRunning = false;
     }
-    this.authLimiter.sweep(now);
   }
 
   /**
@@ -502,8 +593,8 @@ export class Gateway {
       if (c.ws.readyState === c.ws.CLOSED) return resolve();
       c.ws.once('close', () => resolve());
     })));
-    for (let i = 0; i < all.length; i += SHUTDOWN_BATCH) {
-      for (const c of all.slice(i, i + SHUTDOWN_BATCH)) {
+    for (let i = 0; i < all.length; i += SOCKETS_PER_TURN) {
+      for (const c of all.slice(i, i + SOCKETS_PER_TURN)) {
         if (c.session !== null) c.session.close(CloseCode.SHUTDOWN);
         else c.ws.close(CloseCode.SHUTDOWN, 'server shutting down: reconnect');
       }

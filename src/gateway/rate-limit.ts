@@ -38,6 +38,17 @@ export class SlidingLog {
   get rejections(): number {
     return this.rejectedInWindow;
   }
+
+  /**
+   * True when every message and refusal recorded is at least `windowMs` old
+   * at `now`: a new limiter would decide every later message the same way,
+   * so an idle socket's owner may drop this one and make a new one when the
+   * socket speaks again (a sleeping socket then holds no limiter at all).
+   */
+  idle(now: number): boolean {
+    if (this.count > 0 && now - this.stamps[(this.head + this.count - 1) % this.limit] < this.windowMs) return false;
+    return this.rejectedInWindow === 0 || now - this.rejectWindowStart >= this.windowMs;
+  }
 }
 
 /**

@@ -29,6 +29,30 @@ describe('SlidingLog', () => {
     expect(l.rejections).toBe(5);
     expect(l.take(1000)).toBe(true);
   });
+
+  it('is idle only once every accepted message and refusal is a window old', () => {
+    const l = new SlidingLog(2, 1000);
+    expect(l.idle(0)).toBe(true);
+    l.take(0);
+    l.take(500);
+    l.take(1000);
+    expect(l.take(1200)).toBe(false);
+    expect(l.idle(1999)).toBe(false); // the message at 1000 is still in its window
+    expect(l.idle(2000)).toBe(false); // the refusal at 1200 is
+    expect(l.idle(2200)).toBe(true);
+  });
+
+  it('decides like a new limiter from the moment it is idle', () => {
+    const old = new SlidingLog(3, 1000);
+    for (const t of [0, 1, 2, 3, 4, 5, 600, 700]) old.take(t);
+    const now = 1700;
+    expect(old.idle(now)).toBe(true);
+    const fresh = new SlidingLog(3, 1000);
+    const times = [now, now + 1, now + 2, now + 3, now + 4, now + 500, now + 1000, now + 1001, now + 1002, now + 1003];
+    // Refusals per window are read after a refusal, as the gateway does.
+    const run = (l: SlidingLog) => times.map((t) => (l.take(t) ? 'ok' : l.rejections));
+    expect(run(old)).toEqual(run(fresh));
+  });
 });
 
 describe('AuthFailureLimiter', () => {
