@@ -199,6 +199,10 @@ async function writeEvents(w: EventWriter, plan: RunPlan): Promise<void> {
 
 /** Connect the clients to `s`, run the plan, and measure. */
 async function measure(scope: Scope, s: Server, plan: RunPlan): Promise<Result> {
+  // Sockets, the store, the ingest socket and node's own descriptors: say so before connecting, not as a refused socket later.
+  if (s.fdLimit !== null && s.fdLimit < plan.sockets + 100) {
+    throw new Error(`${s.kind}: the fd limit obtained is ${s.fdLimit}, too low for ${plan.sockets} sockets; raise the hard limit (ulimit -Hn) of the shell running the bench`);
+  }
   progress(`${s.kind}: connecting ${plan.sockets} sockets (${plan.processes} client process${plan.processes > 1 ? 'es' : ''})`);
   const load = scope.add(await WsLoad.start({
     url: s.wsUrl, tokens: s.tokens.slice(0, plan.sockets), processes: plan.processes,
