@@ -68,6 +68,9 @@ export interface HistogramWindow {
   p50_ms: number | null;
   p99_ms: number | null;
   mean_ms: number | null;
+  /** Observations above the last finite bucket (`top_bucket_ms`): a quantile that falls there is reported as that bound, a floor. */
+  above_top_bucket: number;
+  top_bucket_ms: number | null;
 }
 
 /** Events observed between `before` and `after` (two snapshots of the same histogram). */
@@ -94,7 +97,12 @@ export function histogramDelta(before: HistogramSnapshot, after: HistogramSnapsh
     }
     return null;
   };
-  return { count, p50_ms: q(0.5), p99_ms: q(0.99), mean_ms: count > 0 ? round3((sum / count) * 1000) : null };
+  const finite = buckets.filter(([le]) => Number.isFinite(le));
+  const top = finite.length > 0 ? finite[finite.length - 1] : null;
+  return {
+    count, p50_ms: q(0.5), p99_ms: q(0.99), mean_ms: count > 0 ? round3((sum / count) * 1000) : null,
+    above_top_bucket: top === null ? count : count - top[1], top_bucket_ms: top === null ? null : round3(top[0] * 1000),
+  };
 }
 
 /** Parse histogram `name` out of a Prometheus exposition text (no labels). */
