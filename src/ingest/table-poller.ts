@@ -22,6 +22,20 @@ export interface PollerCounters {
   errors: number;
 }
 
+/**
+ * How often the holder renews the poller lock. SQLite's lease lasts 15 s; on
+ * MySQL a lost lock (its connection died) is noticed within this. Between
+ * renewals an idle poll is a single store call.
+ */
+const LOCK_RENEW_MS = 5000;
+
+/** Row ids of one batch by the status they get. */
+interface Marks {
+  delivered: number[];
+  rejected: number[];
+  expired: number[];
+}
+
 /** Id of a row's event: its `event_uuid`, or a stable id derived from the row id for rows TeamPass wrote. */
 export function rowEventId(row: EventRow): string {
   return row.eventUuid ?? `row-${row.rowId}`;
@@ -31,8 +45,14 @@ export function rowEventId(row: EventRow): string {
  * Drains `websocket_events` rows with `processed = 0` (docs/ingest.md §When the socket is down): rows that
  * TeamPass's PHP inserts, and those our emitters write while the socket is down.
  *
- * - Reads by the flag in id order, never by an id cursor, so a row whose
- *   transaction commits late is still delivered.
+ * - Reads by the flag in id order. While a backlog drains (full batches),
+ *   the next batch is read after the last id of the one before, so a batch
+ *   costs the same however deep into the backlog it is; the first poll after
+ *   a partial batch reads by the flag alone again, so a row whose transaction
+ *   commits late under a lower id is still delivered.
+ * - A batch is marked processed while the next one is read and fanned out
+ *   (at most one marking in flight; every marking is done before a read by
+ *   the flag alone, so such a read never sees rows already delivered).
  * - A full batch polls again at once; a partial one after `intervalMs`; an
  *   empty one after `idleIntervalMs`; a failure backs off exponentially with
  *   jitter (the socket path keeps delivering meanwhile).
@@ -51,6 +71,13 @@ export class TablePoller {
   lastLagMs = 0;
   private failures = 0;
   private o: TablePollerOptions;
+  /** When the lock was last taken or renewed (epoch ms). */
+  private lockRenewedAt = 0;
+  /** Last row id of the previous full batch: the next read starts after it. Undefined: read by the flag alone. */
+  private cursor: number | undefined = undefined;
+  /** The marking under way (never rejects: its failure is kept in `markError`). */
+  private marking: Promise<void> | null = null;
+  private markError: unknown = null;
 
   constructor(
     private readonly store: Store,
@@ -83,37 +110,82 @@ export class TablePoller {
         this.failures++;
         this.counters.errors++;
         this.holdsLock = false;
+        this.cursor = undefined;
         delay = backoff(this.failures, this.o.maxBackoffMs);
         if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, failures: this.failures, retry_ms: delay }, 'table poll failed; backing off');
       }
       await this.sleep(delay, signal);
     }
+    await this.settleMarking().catch(() => {});
     if (this.holdsLock) await this.store.releasePollerLock().catch(() => {});
     this.holdsLock = false;
   }
 
   /** One poll; returns the delay before the next one. */
   async tick(): Promise<number> {
-    const held = await this.store.acquirePollerLock();
-    if (!held) {
-      if (this.holdsLock || this.counters.polls === 0) this.log.info('another daemon polls this events table; standing by');
-      this.holdsLock = false;
-      this.counters.polls++;
-      return this.o.idleIntervalMs * 4;
+    const now = Date.now();
+    if (!this.holdsLock || now - this.lockRenewedAt >= LOCK_RENEW_MS) {
+      const held = await this.store.acquirePollerLock();
+      if (!held) {
+        if (this.holdsLock || this.counters.polls === 0) this.log.info('another daemon polls this events table; standing by');
+        this.holdsLock = false;
+        this.cursor = undefined;
+        this.counters.polls++;
+        return this.o.idleIntervalMs * 4;
+      }
+      if (!this.holdsLock) this.log.info('table poller lock acquired');
+      this.holdsLock = true;
+      this.lockRenewedAt = now;
     }
-    if (!this.holdsLock) this.log.info('table poller lock acquired');
-    this.holdsLock = true;
     this.counters.polls++;
-    const rows = await this.store.fetchPending(this.o.batchSize);
+    // A read by the flag alone must not see rows whose marking is still under way.
+    if (this.cursor === undefined) await this.settleMarking();
+    const rows = await this.store.fetchPending(this.o.batchSize, this.cursor);
     this.lastPollAt = Date.now();
-    this.lastBacklog = rows.length;
-    this.lastLagMs = rows.length === 0 ? 0 : Math.max(0, rows[0].readAt - rows[0].createdAt);
-    if (rows.length > 0) await this.dispatch(rows);
-    if (rows.length >= this.o.batchSize) return 0;
+    if (this.cursor === undefined || rows.length > 0) {
+      this.lastBacklog = rows.length;
+      this.lastLagMs = rows.length === 0 ? 0 : Math.max(0, rows[0].readAt - rows[0].createdAt);
+    }
+    if (rows.length > 0) {
+      const marks = this.dispatch(rows);
+      // Mark after dispatch: if marking fails the rows come back at the next read by
+      // the flag, and the dedup window keeps them from being delivered twice.
+      await this.settleMarking();
+      this.marking = this.mark(marks).catch((err: unknown) => {
+        this.markError = err;
+      });
+    }
+    if (rows.length >= this.o.batchSize) {
+      this.cursor = rows[rows.length - 1].rowId;
+      return 0;
+    }
+    // The end of a drain: the next poll reads by the flag alone (late commits under lower ids).
+    const draining = this.cursor !== undefined;
+    this.cursor = undefined;
+    // After a drain the flag read comes at once: it finds the rows committed meanwhile, or nothing.
+    if (draining) return 0;
     return rows.length > 0 ? this.o.intervalMs : this.o.idleIntervalMs;
   }
 
-  private async dispatch(rows: EventRow[]): Promise<void> {
+  /** Wait for the marking under way; rethrow its failure. */
+  private async settleMarking(): Promise<void> {
+    const m = this.marking;
+    if (m === null) return;
+    await m;
+    if (this.marking === m) this.marking = null;
+    const err = this.markError;
+    this.markError = null;
+    if (err !== null) throw err;
+  }
+
+  private async mark(m: Marks): Promise<void> {
+    if (m.delivered.length > 0) await this.store.markProcessed(m.delivered, PROCESSED.DELIVERED);
+    if (m.rejected.length > 0) await this.store.markProcessed(m.rejected, PROCESSED.REJECTED);
+    if (m.expired.length > 0) await this.store.markProcessed(m.expired, PROCESSED.EXPIRED);
+  }
+
+  /** Classify and fan out a batch, in order; returns which rows get which status. */
+  private dispatch(rows: EventRow[]): Marks {
     const delivered: number[] = [];
     const rejected: number[] = [];
     const expired: number[] = [];
@@ -136,11 +208,7 @@ export class TablePoller {
       if (r.delivered) this.counters.rowsDelivered++;
       else this.counters.rowsDuplicate++;
     }
-    // Mark after dispatch: if marking fails the rows come back next poll and
-    // the dedup window keeps them from being delivered twice.
-    if (delivered.length > 0) await this.store.markProcessed(delivered, PROCESSED.DELIVERED);
-    if (rejected.length > 0) await this.store.markProcessed(rejected, PROCESSED.REJECTED);
-    if (expired.length > 0) await this.store.markProcessed(expired, PROCESSED.EXPIRED);
+    return { delivered, rejected, expired };
   }
 
   private classify(row: EventRow): { kind: 'event'; event: BridgeEvent } | { kind: 'rejected'; reason: string } | { kind: 'expired'; ageSec: number } {

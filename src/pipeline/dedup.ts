@@ -8,6 +8,12 @@
  */
 export class Deduper {
   private readonly seen = new Map<string, number>();
+  /**
+   * No id expires before this (the front entry's expiry, or earlier after an
+   * eviction): until then `expire` returns at once, without an iterator, which
+   * is most calls of a busy pipeline (two per table row).
+   */
+  private nextExpiry = Infinity;
 
   constructor(private readonly maxSize: number, private readonly ttlMs: number) {}
 
@@ -17,6 +23,7 @@ export class Deduper {
     if (this.seen.has(id)) return false;
     if (this.seen.size >= this.maxSize) this.seen.delete(this.seen.keys().next().value as string);
     this.seen.set(id, now + this.ttlMs);
+    if (this.nextExpiry === Infinity) this.nextExpiry = now + this.ttlMs;
     return true;
   }
 
@@ -30,9 +37,14 @@ export class Deduper {
   }
 
   private expire(now: number): void {
+    if (now < this.nextExpiry) return;
     for (const [id, until] of this.seen) {
-      if (until > now) break;
+      if (until > now) {
+        this.nextExpiry = until;
+        return;
+      }
       this.seen.delete(id);
     }
+    this.nextExpiry = Infinity;
   }
 }

@@ -33,6 +33,7 @@ import {
   type EventRow,
   type LockHolder,
   type MigrateResult,
+  type NewToken,
   type ReleasedLocks,
   type ReplayFilter,
   type ReplayRow,
@@ -77,6 +78,8 @@ export class SqliteDb {
   readonly #prefix: string;
   readonly #owner: string;
   readonly #statements = new Map<string, Database.Statement>();
+  /** `PRAGMA data_version` when the last full `fetchPending` found no row; null when it found some. */
+  #emptyAt: number | null = null;
 
   /** Opens (and creates) the file; throws `TPWS_ERR_STORE_UNAVAILABLE`. */
   constructor(options: SqliteDbOptions) {
@@ -157,8 +160,18 @@ export class SqliteDb {
          FROM ${this.#t('websocket_tokens')} wt JOIN ${this.#t('users')} u ON wt.user_id = u.id
          WHERE wt.token = ? AND wt.expires_at > datetime('now') AND u.disabled = 0 LIMIT 1`,
       ).get(token) as (UserRow & { expires_ms: number }) | undefined;
-      return row ? { user: toUser(row), expiresAt: row.expires_ms } : null;
+      // The folders in the same call: one trip to this thread per connect.
+      return row ? { user: toUser(row), expiresAt: row.expires_ms, folders: this.accessibleFolders(Number(row.id)) } : null;
     });
+  }
+
+  findTokenUsers(tokens: readonly string[]): Map<string, TokenUser> {
+    const found = new Map<string, TokenUser>();
+    for (const token of tokens) {
+      const f = this.findTokenUser(token);
+      if (f !== null) found.set(token, f);
+    }
+    return found;
   }
 
   findUser(userId: number): UserRecord | null {
@@ -183,11 +196,16 @@ export class SqliteDb {
     });
   }
 
-  insertToken(userId: number, token: string, ttlSec: number): void {
-    this.#run('insertToken', () => {
-      this.#stmt(
+  insertTokens(tokens: readonly NewToken[], ttlSec: number): void {
+    this.#run('insertTokens', () => {
+      const stmt = this.#stmt(
         `INSERT INTO ${this.#t('websocket_tokens')} (user_id, token, expires_at, used) VALUES (?, ?, datetime('now', ?), 0)`,
-      ).run(userId, token, secondsModifier(ttlSec));
+      );
+      const expiry = secondsModifier(ttlSec);
+      // One transaction: one commit for the batch, all or none.
+      this.#db.transaction(() => {
+        for (const t of tokens) stmt.run(t.userId, t.token, expiry);
+      })();
     });
   }
 
@@ -312,6 +330,8 @@ export class SqliteDb {
   }
 
   insertPendingEvent(event: EventInsert): number {
+    // This connection's own commit does not change data_version: the next poll must read.
+    this.#emptyAt = null;
     return this.#run('insertPendingEvent', () => {
       const info = this.#stmt(
         `INSERT INTO ${this.#t('websocket_events')}
@@ -322,13 +342,33 @@ export class SqliteDb {
     });
   }
 
-  fetchPending(limit: number): EventRow[] {
+  /**
+   * `Store.fetchPending`. An idle poll costs one `PRAGMA data_version` read:
+   * when the last full read (no `afterId`) found nothing and no connection has
+   * committed since (data_version changes only for other connections' commits;
+   * this one's own pending inserts clear `#emptyAt`), nothing can be pending.
+   */
+  fetchPending(limit: number, afterId?: number): EventRow[] {
     return this.#run('fetchPending', () => {
+      if (afterId !== undefined) {
+        // The rowid range from afterId. NOT INDEXED: through an index on `processed` the
+        // planner would collect and sort every pending row for each batch.
+        const rows = this.#stmt(
+          `SELECT id, event_uuid, event_type, target_type, target_id, payload,
+                  ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
+           FROM ${this.#t('websocket_events')} NOT INDEXED WHERE id > ? AND processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
+        ).all(afterId, limit) as PendingRow[];
+        return rows.map(toEventRow);
+      }
+      // Read before the SELECT: a commit between the two is seen by the SELECT or changes the version.
+      const version = this.#stmt('PRAGMA data_version').pluck().get() as number;
+      if (version === this.#emptyAt) return [];
       const rows = this.#stmt(
         `SELECT id, event_uuid, event_type, target_type, target_id, payload,
                 ${epochMs('created_at')} AS created_ms, ${NOW_SEC} * 1000 AS now_ms
          FROM ${this.#t('websocket_events')} WHERE processed = ${PROCESSED.PENDING} ORDER BY id LIMIT ?`,
       ).all(limit) as PendingRow[];
+      this.#emptyAt = rows.length === 0 ? version : null;
       return rows.map(toEventRow);
     });
   }

@@ -19,6 +19,7 @@ import type {
   EventRow,
   LockHolder,
   MigrateResult,
+  NewToken,
   ReleasedLocks,
   ReplayFilter,
   ReplayRow,
@@ -171,6 +172,10 @@ export class SqliteStore implements Store {
     return this.#call('findTokenUser', token);
   }
 
+  findTokenUsers(tokens: readonly string[]): Promise<Map<string, TokenUser>> {
+    return this.#call('findTokenUsers', tokens);
+  }
+
   findUser(userId: number): Promise<UserRecord | null> {
     return this.#call('findUser', userId);
   }
@@ -179,8 +184,8 @@ export class SqliteStore implements Store {
     return this.#call('accessibleFolders', userId);
   }
 
-  insertToken(userId: number, token: string, ttlSec: number): Promise<void> {
-    return this.#call('insertToken', userId, token, ttlSec);
+  insertTokens(tokens: readonly NewToken[], ttlSec: number): Promise<void> {
+    return this.#call('insertTokens', tokens, ttlSec);
   }
 
   extendTokens(tokens: readonly string[], ttlSec: number): Promise<void> {
@@ -231,8 +236,8 @@ export class SqliteStore implements Store {
     return this.#call('insertPendingEvent', event);
   }
 
-  fetchPending(limit: number): Promise<EventRow[]> {
-    return this.#call('fetchPending', limit);
+  fetchPending(limit: number, afterId?: number): Promise<EventRow[]> {
+    return this.#call('fetchPending', limit, afterId);
   }
 
   markProcessed(rowIds: readonly number[], status: number): Promise<void> {

@@ -20,7 +20,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TpWsError, type TpWsErrorCode } from '../errors.js';
 import { SqliteDb, type SqliteDbOptions } from './sqlite-db.js';
 import { storeError } from './sql-support.js';
-import type { EventInsert, ReplayFilter } from './store.js';
+import type { EventInsert, NewToken, ReplayFilter } from './store.js';
 
 /** `workerData` of the thread. */
 export type SqliteWorkerInit = SqliteDbOptions;
@@ -54,9 +54,10 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
     migrate: () => db.migrate(),
     ping: () => db.ping(),
     findTokenUser: (token: string) => db.findTokenUser(token),
+    findTokenUsers: (tokens: readonly string[]) => db.findTokenUsers(tokens),
     findUser: (userId: number) => db.findUser(userId),
     accessibleFolders: (userId: number) => db.accessibleFolders(userId),
-    insertToken: (userId: number, token: string, ttlSec: number) => db.insertToken(userId, token, ttlSec),
+    insertTokens: (tokens: readonly NewToken[], ttlSec: number) => db.insertTokens(tokens, ttlSec),
     extendTokens: (tokens: readonly string[], ttlSec: number) => inChunks(tokens, (c) => db.extendTokensChunk(c, ttlSec)),
     getMisc: (key: string) => db.getMisc(key),
     lockedItems: (folderId: number, exceptUserId: number, timeoutSec: number) => db.lockedItems(folderId, exceptUserId, timeoutSec),
@@ -69,7 +70,7 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
     revokeUserTokens: (userId: number, createdUpToSec: number) => db.revokeUserTokens(userId, createdUpToSec),
     journalEvents: (events: readonly EventInsert[]) => db.journalEvents(events),
     insertPendingEvent: (event: EventInsert) => db.insertPendingEvent(event),
-    fetchPending: (limit: number) => db.fetchPending(limit),
+    fetchPending: (limit: number, afterId?: number) => db.fetchPending(limit, afterId),
     markProcessed: (rowIds: readonly number[], status: number) => inChunks(rowIds, (c) => db.markProcessedChunk(c, status)),
     deleteOldEvents: (hours: number) => {
       const cutoff = db.retentionCutoff(hours);

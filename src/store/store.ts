@@ -22,11 +22,19 @@ export interface UserRecord {
   disabled: boolean;
 }
 
-/** A `websocket_tokens` row joined to its (enabled) user. */
+/** A `websocket_tokens` row joined to its (enabled) user, and what that user may read. */
 export interface TokenUser {
   user: UserRecord;
   /** When the token expires, as epoch milliseconds (from the database clock). */
   expiresAt: number;
+  /** The user's folders as `accessibleFolders` gives them, read with the token (one round trip per connect). */
+  folders: number[];
+}
+
+/** A token to insert for a user (`Store.insertTokens`). */
+export interface NewToken {
+  userId: number;
+  token: string;
 }
 
 /** An item or KB edit lock held by another user. */
@@ -142,14 +150,23 @@ export interface Store {
   ping(): Promise<void>;
 
   // --- authentication (docs/protocol.md §Authentication) ---------------------
-  /** The unexpired token's enabled user, or null. */
+  /** The unexpired token's enabled user and the user's folders, in one round trip; or null. */
   findTokenUser(token: string): Promise<TokenUser | null>;
+  /**
+   * `findTokenUser` for many tokens in one round trip (the connects of a
+   * storm): the tokens found, each with its user and folders.
+   */
+  findTokenUsers(tokens: readonly string[]): Promise<Map<string, TokenUser>>;
   /** An enabled user by id, or null. */
   findUser(userId: number): Promise<UserRecord | null>;
   /** users_groups ∪ folders of the user's roles (roles_values), sorted, unique. */
   accessibleFolders(userId: number): Promise<number[]>;
-  /** Insert a token valid for `ttlSec` from the database's now. */
-  insertToken(userId: number, token: string, ttlSec: number): Promise<void>;
+  /**
+   * Insert tokens valid for `ttlSec` from the database's now, all in one
+   * statement (one commit): the reconnect tokens of a burst of connects.
+   * All or none are written.
+   */
+  insertTokens(tokens: readonly NewToken[], ttlSec: number): Promise<void>;
   /** Push the expiry of these tokens to now + `ttlSec` (keeps reconnect tokens of open sockets alive). */
   extendTokens(tokens: readonly string[], ttlSec: number): Promise<void>;
   /** `misc.valeur` by `intitule`, or null. */
@@ -195,8 +212,15 @@ export interface Store {
   journalEvents(events: readonly EventInsert[]): Promise<void>;
   /** Fallback inbox: insert one row with `processed = 0` (what an emitter does when the socket is down). */
   insertPendingEvent(event: EventInsert): Promise<number>;
-  /** Up to `limit` rows with `processed = 0`, oldest id first. */
-  fetchPending(limit: number): Promise<EventRow[]>;
+  /**
+   * Up to `limit` rows with `processed = 0`, oldest id first; with `afterId`,
+   * only rows whose id is above it. The poller passes `afterId` while it
+   * drains a backlog batch after batch, so each read is a range scan of the
+   * primary key rather than a scan (or sort) of every pending row; it reads
+   * without it again before it goes idle, so a row that committed late under
+   * a lower id is still found.
+   */
+  fetchPending(limit: number, afterId?: number): Promise<EventRow[]>;
   /** Set `processed = status, processed_at = now` on these row ids. */
   markProcessed(rowIds: readonly number[], status: number): Promise<void>;
   /** Delete processed (non-zero) rows whose processed_at is older than `hours`; returns the count. */

@@ -3,6 +3,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintJwt } from '../../src/auth/jwt.js';
+import { Hub } from '../../src/fanout/hub.js';
+import { TablePoller } from '../../src/ingest/table-poller.js';
+import { createLogger } from '../../src/log.js';
+import { Deduper } from '../../src/pipeline/dedup.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { openStore } from '../../src/store/open-store.js';
 import { PROCESSED } from '../../src/store/store.js';
 import { describeStores } from '../helpers/stores.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
@@ -300,6 +306,36 @@ describeStores('retention', ({ newStoreUrl }) => {
     } finally {
       await sql.close();
       await d.stop();
+    }
+  });
+});
+
+describeStores('TablePoller draining a backlog', ({ newStoreUrl }) => {
+  it('reads batch after batch from the last id, then by the flag again: a row committed late under a lower id is still delivered', async () => {
+    const url = await newStoreUrl();
+    const store = openStore(url, P);
+    await store.migrate();
+    const sql = await openSeeder(url, P);
+    const delivered: string[] = [];
+    const pipeline = new Pipeline(new Hub(), new Deduper(1000, 60_000), 'test', { observers: [{ delivered: (e) => void delivered.push(e.id) }] });
+    const poller = new TablePoller(store, pipeline, createLogger('silent'), {
+      intervalMs: 111, idleIntervalMs: 222, batchSize: 3, maxAgeSec: 300, maxBackoffMs: 1000, maxPayloadBytes: 65_536,
+    });
+    const insert = (id: number) => sql.execSql(
+      `INSERT INTO {{prefix}}websocket_events (id, event_type, target_type, target_id, payload) VALUES (?, 'backlog', 'broadcast', NULL, '{}')`, [id]);
+    try {
+      for (let id = 100; id <= 106; id++) await insert(id);
+      const delays = [await poller.tick()]; // 100-102, a full batch
+      await insert(50); // commits now, under an id below the batches read so far
+      for (let i = 0; i < 4; i++) delays.push(await poller.tick()); // 103-105 (full), 106 (end of the drain), 50, nothing
+      expect(delivered).toEqual([100, 101, 102, 103, 104, 105, 106, 50].map((id) => `row-${id}`));
+      // Full batches and the end of a drain poll again at once; then the usual intervals.
+      expect(delays).toEqual([0, 0, 0, 111, 222]);
+      const rows = await sql.execSql<{ processed: number }>('SELECT processed FROM {{prefix}}websocket_events');
+      expect(rows.map((r) => Number(r.processed))).toEqual(Array(8).fill(PROCESSED.DELIVERED));
+    } finally {
+      await sql.close();
+      await store.close();
     }
   });
 });

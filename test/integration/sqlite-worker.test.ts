@@ -145,7 +145,7 @@ describe('SqliteStore in a worker thread', () => {
   describe('bulk calls', () => {
     it('extends every token of a list longer than one chunk', async () => {
       const n = 2_500;
-      for (let i = 0; i < n; i++) await store.insertToken(1, token(i), 10);
+      await store.insertTokens(Array.from({ length: n }, (_, i) => ({ userId: 1, token: token(i) })), 10);
       const db = new Database(path);
       db.prepare(`INSERT INTO ${PREFIX}users (id, login) VALUES (1, 'alice')`).run();
       db.close();

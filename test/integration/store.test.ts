@@ -146,11 +146,33 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
     it('is empty for a user without grants or roles', async () => {
       expect(await store.accessibleFolders(4)).toEqual([]);
     });
+
+    it('comes with the token user, the same list (one round trip per connect)', async () => {
+      await store.insertTokens([{ userId: 2, token: 'f0'.repeat(32) }, { userId: 4, token: 'f1'.repeat(32) }], 60);
+      expect((await store.findTokenUser('f0'.repeat(32)))?.folders).toEqual(await store.accessibleFolders(2));
+      expect((await store.findTokenUser('f1'.repeat(32)))?.folders).toEqual([]);
+    });
+
+    it('comes whole with the token user when the list is long (thousands of folders)', async () => {
+      // 1,200 six-digit ids: 8 KB of list, past MySQL's default group_concat_max_len (1 KB).
+      const many = Array.from({ length: 1200 }, (_, i) => 100_000 + i);
+      await seed.seedUsers([{ id: 5, login: 'erin' }]);
+      await seed.seedGroups(5, many);
+      await store.insertTokens([{ userId: 5, token: 'f2'.repeat(32) }], 60);
+      expect((await store.findTokenUser('f2'.repeat(32)))?.folders).toEqual(many);
+    });
   });
 
-  describe('#insertToken and #extendTokens', () => {
+  describe('#insertTokens and #extendTokens', () => {
+    it('inserts every token of a batch, in one call', async () => {
+      const batch = ['a1', 'a2', 'a3'].map((k) => ({ userId: 2, token: k.repeat(32) }));
+      await store.insertTokens(batch, 60);
+      for (const t of batch) expect((await store.findTokenUser(t.token))?.user.id).toBe(2);
+      await expect(store.insertTokens([], 60)).resolves.toBeUndefined();
+    });
+
     it('inserts a token valid for ttlSec from now', async () => {
-      await store.insertToken(2, TOKEN('e'), 60);
+      await store.insertTokens([{ userId: 2, token: TOKEN('e') }], 60);
       const found = await store.findTokenUser(TOKEN('e'));
       expect(found?.user.login).toBe('bob');
       expect(Math.abs(found!.expiresAt - (Date.now() + 60_000))).toBeLessThan(5_000);
@@ -158,7 +180,7 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
 
     it('revives a token that just expired and pushes expiries forward', async () => {
       await seed.seedToken(2, TOKEN('f'), -5);
-      await store.insertToken(2, TOKEN('0'), 60);
+      await store.insertTokens([{ userId: 2, token: TOKEN('0') }], 60);
       expect(await store.findTokenUser(TOKEN('f'))).toBeNull();
 
       await store.extendTokens([TOKEN('f'), TOKEN('0')], 3600);
@@ -169,7 +191,7 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
     });
 
     it('never shortens a token and accepts an empty list', async () => {
-      await store.insertToken(2, TOKEN('1'), 7200);
+      await store.insertTokens([{ userId: 2, token: TOKEN('1') }], 7200);
       await store.extendTokens([TOKEN('1')], 60);
       await store.extendTokens([], 60);
       const found = await store.findTokenUser(TOKEN('1'));

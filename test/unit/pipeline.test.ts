@@ -106,6 +106,21 @@ describe('Deduper', () => {
     expect(d.has('a', 3)).toBe(false);
     expect(d.has('c', 3)).toBe(true);
   });
+
+  it('expires each id at its own time, also after an eviction and once empty', () => {
+    const d = new Deduper(2, 1000);
+    d.check('a', 0);
+    d.check('b', 500);
+    d.check('c', 600); // evicts a
+    expect(d.has('b', 1100)).toBe(true);
+    expect(d.has('b', 1500)).toBe(false);
+    expect(d.has('c', 1599)).toBe(true);
+    expect(d.has('c', 1600)).toBe(false);
+    expect(d.size).toBe(0);
+    expect(d.check('c', 1700)).toBe(true);
+    expect(d.check('c', 2699)).toBe(false);
+    expect(d.check('c', 2700)).toBe(true);
+  });
 });
 
 describe('uuidv7', () => {
