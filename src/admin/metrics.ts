@@ -44,7 +44,7 @@ export interface MetricsSources {
 /** Event latency buckets, seconds: sub-millisecond socket delivery up to a slow poll backlog. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** Fan-out time buckets, seconds: one recipient to tens of thousands. */
-const FANOUT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+const FANOUT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
  * The Prometheus metrics of one daemon (`GET /metrics` on the admin
