@@ -49,6 +49,16 @@ export interface TeampassDaemonOptions {
 }
 
 /** The MySQL/MariaDB server of the benchmarks, if any (`mysql://user:pass@host:port/`). */
+/**
+ * Node options for the daemon process only, from `TPWS_BENCH_DAEMON_NODE_ARGS`
+ * (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for the
+ * profile of a scenario (NODE_OPTIONS refuses `--cpu-prof`, and would
+ * profile the clients too).
+ */
+export function daemonNodeArgs(): string[] {
+  return (process.env.TPWS_BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 export function benchMysqlServerUrl(): string | null {
   return process.env.TPWS_BENCH_MYSQL_URL || process.env.TPWS_TEST_MYSQL_URL || null;
 }
@@ -261,7 +271,7 @@ export class TeampassDaemon {
       };
       // `exec` keeps the pid: the pid we read /proc of is node's, not the shell's.
       const raise = fd === undefined ? '' : `ulimit -n ${fd === 'max' ? '"$(ulimit -Hn)"' : fd} 2>/dev/null || echo "tp-ws bench: could not raise the fd limit to ${fd}" >&2; `;
-      child = spawn('/bin/sh', ['-c', `${raise}exec "$0" "$@"`, process.execPath, BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn('/bin/sh', ['-c', `${raise}exec "$0" "$@"`, process.execPath, ...daemonNodeArgs(), BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       const output = new Tail();
       createInterface({ input: child.stdout! }).on('line', (l) => output.push(l));
       const banner = await readBanner(child, output, o.startTimeoutMs ?? 30_000);
