@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { runDoctor } from '../doctor/doctor.js';
-import { exitCodeOf, renderJson, renderText } from '../doctor/report.js';
 import { addConfigOptions } from './config-commands.js';
 
 /**
@@ -18,6 +16,8 @@ export function registerDoctorCommand(program: Command): void {
     .option('--proxy-insecure', 'do not verify the proxy\'s TLS certificate')
     .option('--json', 'print {findings:[{check,code,severity,message,fix}], summary:{ok,warn,error}} instead of the report')
     .action(async (opts: Record<string, unknown>) => {
+      // The checks are loaded when doctor runs, not by every tp-ws command (serve keeps its memory).
+      const [{ runDoctor }, { exitCodeOf, renderJson, renderText }] = await Promise.all([import('../doctor/doctor.js'), import('../doctor/report.js')]);
       const findings = await runDoctor({
         opts,
         env: process.env,

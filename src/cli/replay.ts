@@ -17,7 +17,6 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 
 import type { Config } from '../config/schema.js';
@@ -565,7 +564,9 @@ async function sendRows(rows: AsyncGenerator<ReplayRow>, client: IngestClient, o
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const bars = io.tty && !o.json ? new cliProgress.MultiBar({
+  // Loaded only for a progress bar: `tp-ws serve` shares this module's imports and should not carry it.
+  const cliProgress = io.tty && !o.json ? (await import('cli-progress')).default : null;
+  const bars = cliProgress !== null ? new cliProgress.MultiBar({
     stream: process.stderr,
     format: 'replay {bar} {value}/{total} | sent {sent} | duplicates {duplicates} | failed {failed} | eta {eta_formatted}',
     hideCursor: true,

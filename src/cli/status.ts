@@ -1,5 +1,4 @@
 import { get as httpGet } from 'node:http';
-import { get as httpsGet } from 'node:https';
 import type { Command } from 'commander';
 import type { Config } from '../config/schema.js';
 import { TpWsError, isTpWsError } from '../errors.js';
@@ -100,8 +99,9 @@ export function statusUrlFromConfig(admin: Config['admin']): string {
  */
 export async function fetchStatus(url: string, timeoutMs = STATUS_TIMEOUT_MS): Promise<DaemonStatus> {
   const fail = (why: string, cause?: unknown) => new TpWsError('TPWS_ERR_CONNECT', `cannot read ${url}: ${why}`, { cause });
+  // TLS is loaded only for an https URL: this module is imported by every tp-ws command, serve included.
+  const get = url.startsWith('https:') ? (await import('node:https')).get : httpGet;
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const get = url.startsWith('https:') ? httpsGet : httpGet;
     const req = get(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

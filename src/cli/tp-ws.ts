@@ -1,10 +1,7 @@
 import { Command } from 'commander';
 import { isTpWsError } from '../errors.js';
 import { addConfigOptions, loadConfigFromCommand, loadConfigWithOriginsFromCommand, registerConfigCommands } from './config-commands.js';
-import { runServe } from './serve.js';
-import { runToken, addTokenOptions } from './token.js';
-import { runTail } from './tail.js';
-import { runMigrate } from './migrate.js';
+import { addTokenOptions } from './token.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerReplayCommand } from './replay.js';
 import { registerStatusCommand } from './status.js';
@@ -22,21 +19,25 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
 
   addConfigOptions(program.command('serve').description('run the daemon (WebSocket gateway, ingest socket, table poller)'))
-    .action(async (opts) => runServe(loadConfigWithOriginsFromCommand(opts), { reload: () => loadConfigWithOriginsFromCommand(opts) }));
+    .action(async (opts) => {
+      // Each command loads its implementation when it runs: the daemon does not carry the others.
+      const { runServe } = await import('./serve.js');
+      return runServe(loadConfigWithOriginsFromCommand(opts), { reload: () => loadConfigWithOriginsFromCommand(opts) });
+    });
 
   addConfigOptions(program.command('migrate').description('create or upgrade the schema of the store (idempotent)'))
     .option('--force', 'MySQL: create the tables even when the database holds TeamPass tables under another --table-prefix')
-    .action(async (opts) => runMigrate(loadConfigFromCommand(opts), opts));
+    .action(async (opts) => (await import('./migrate.js')).runMigrate(loadConfigFromCommand(opts), opts));
 
   addTokenOptions(addConfigOptions(program.command('token').description('print a JWT for a user, signed with the configured (or development) HS256 secret')))
-    .action(async (opts) => runToken(loadConfigFromCommand(opts), opts));
+    .action(async (opts) => (await import('./token.js')).runToken(loadConfigFromCommand(opts), opts));
 
   addTokenOptions(addConfigOptions(program.command('tail').description('connect as a client and print every message received')))
     .option('--url <url>', 'WebSocket URL (default: ws://<server.host>:<server.port>/ws)')
     .option('--token <token>', 'token to connect with (default: a JWT minted for --user)')
     .option('--folder <id...>', 'subscribe to these folders after connecting')
     .option('--kb', 'subscribe to the knowledge-base channel')
-    .action(async (opts) => runTail(loadConfigFromCommand(opts), opts));
+    .action(async (opts) => (await import('./tail.js')).runTail(loadConfigFromCommand(opts), opts));
 
   registerConfigCommands(program);
   registerDoctorCommand(program);
