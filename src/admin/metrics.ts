@@ -60,7 +60,7 @@ export class Metrics implements DeliveryObserver {
 
   constructor(private readonly s: MetricsSources) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'tpws_' });
+    collectDefaultMetrics({ register: r, prefix: 'tpws_', eventLoopMonitoringPrecision: 100 });
     const gauge = (name: string, help: string, read: () => number | null) =>
       new Gauge({ name, help, registers: [r], collect() { const v = read(); if (v !== null) this.set(v); } });
     /** A counter whose total lives in a component: set to it at each scrape. */

@@ -79,7 +79,7 @@ export class Readiness {
       canaryTimeoutMs: options.canaryTimeoutMs ?? 10_000,
       pollerStaleMs: options.pollerStaleMs ?? 10_000,
     };
-    this.lag = monitorEventLoopDelay({ resolution: 20 });
+    this.lag = monitorEventLoopDelay({ resolution: 100 });
   }
 
   start(): void {
