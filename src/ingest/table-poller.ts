@@ -114,7 +114,11 @@ export class TablePoller {
         delay = backoff(this.failures, this.o.maxBackoffMs);
         if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err, failures: this.failures, retry_ms: delay }, 'table poll failed; backing off');
       }
-      await this.sleep(delay, signal);
+      // Idle (nothing found, lock held): a store that can watch for commits waits on its
+      // side, and this thread sleeps until rows may be there or the lock is due.
+      if (delay === this.o.idleIntervalMs && this.holdsLock && this.failures === 0 && this.store.waitForPending) {
+        await this.store.waitForPending(delay, Math.max(delay, LOCK_RENEW_MS - (Date.now() - this.lockRenewedAt)), signal).catch(() => {});
+      } else await this.sleep(delay, signal);
     }
     await this.settleMarking().catch(() => {});
     if (this.holdsLock) await this.store.releasePollerLock().catch(() => {});

@@ -373,6 +373,16 @@ export class SqliteDb {
     });
   }
 
+  /**
+   * False only when a full `fetchPending` found nothing and no connection has
+   * committed since (nor this one inserted a pending row): then the next read
+   * would find nothing either.
+   */
+  pendingMayExist(): boolean {
+    if (this.#emptyAt === null) return true;
+    return this.#run('fetchPending', () => this.#stmt('PRAGMA data_version').pluck().get() as number) !== this.#emptyAt;
+  }
+
   /** One chunk of `Store.markProcessed`. */
   markProcessedChunk(rowIds: readonly number[], status: number): void {
     this.#run('markProcessed', () => {

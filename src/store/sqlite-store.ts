@@ -260,6 +260,22 @@ export class SqliteStore implements Store {
     return this.#call('selectReplayEvents', filter, afterId, throughId, limit);
   }
 
+  /**
+   * The wait runs in the thread, which checks `PRAGMA data_version` every
+   * `intervalMs` and answers only when something may be pending or at
+   * `maxWaitMs`: an idle daemon's own thread sleeps meanwhile.
+   */
+  async waitForPending(intervalMs: number, maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const cancel = () => void this.#call('cancelWaits').catch(() => undefined);
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      await this.#call('waitForPending', intervalMs, maxWaitMs);
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  }
+
   acquirePollerLock(): Promise<boolean> {
     return this.#call('acquirePollerLock');
   }

@@ -49,7 +49,45 @@ export interface SqliteRequest {
 export type SqliteReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
 
 /** Every operation the thread answers: the `Store` methods (bulk ones chunked) and `close`. */
+/**
+ * Idle polls waiting in this thread (`waitForPending`): each checks
+ * `pendingMayExist` on its own timer, so while nothing is committed the
+ * daemon's thread is not woken at every poll interval.
+ */
+class PendingWaits {
+  readonly #ends = new Set<() => void>();
+
+  wait(db: SqliteDb, intervalMs: number, maxWaitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const end = () => {
+        clearInterval(check);
+        clearTimeout(limit);
+        this.#ends.delete(end);
+        resolve();
+      };
+      const check = setInterval(() => {
+        // A failing check ends the wait: the poller's read then reports the error.
+        let may = true;
+        try {
+          may = db.pendingMayExist();
+        } catch {
+          /* see above */
+        }
+        if (may) end();
+      }, intervalMs);
+      const limit = setTimeout(end, maxWaitMs);
+      this.#ends.add(end);
+    });
+  }
+
+  /** End every wait now (the poller stops, or the store closes). */
+  cancelAll(): void {
+    for (const end of [...this.#ends]) end();
+  }
+}
+
 function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
+  const waits = new PendingWaits();
   return {
     migrate: () => db.migrate(),
     ping: () => db.ping(),
@@ -79,10 +117,13 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
     deleteExpiredTokens: () => deleteInChunks(() => db.deleteExpiredTokensChunk(CHUNK)),
     countReplayEvents: (filter: ReplayFilter) => db.countReplayEvents(filter),
     selectReplayEvents: (filter: ReplayFilter, afterId: number, throughId: number, limit: number) => db.selectReplayEvents(filter, afterId, throughId, limit),
+    waitForPending: (intervalMs: number, maxWaitMs: number) => waits.wait(db, intervalMs, maxWaitMs),
+    cancelWaits: () => waits.cancelAll(),
     acquirePollerLock: () => db.acquirePollerLock(),
     releasePollerLock: () => db.releasePollerLock(),
     /** Let chunked calls asked for before `close` finish, then give up the lease and close the file. */
     close: async () => {
+      waits.cancelAll();
       await Promise.allSettled([...running]);
       db.close();
     },

@@ -244,6 +244,16 @@ export interface Store {
   selectReplayEvents(filter: ReplayFilter, afterId: number, throughId: number, limit: number): Promise<ReplayRow[]>;
 
   /**
+   * Optional: resolve once rows with `processed = 0` may be waiting (checked
+   * every `intervalMs`), after `maxWaitMs` at the latest, or at once when
+   * `signal` aborts. For a store that can tell cheaply whether anything was
+   * committed (SQLite's `PRAGMA data_version`), so an idle poller does not wake
+   * the daemon's thread at every interval. Without it the poller just sleeps
+   * `intervalMs` and reads.
+   */
+  waitForPending?(intervalMs: number, maxWaitMs: number, signal: AbortSignal): Promise<void>;
+
+  /**
    * Try to become the only poller of this events table. Returns true when held.
    * MySQL: `GET_LOCK` on a connection kept for the lock (released by the server
    * if that connection dies). SQLite: a lease row that expires 15 s after the

@@ -142,6 +142,38 @@ describe('SqliteStore in a worker thread', () => {
     });
   });
 
+  describe('an idle poll waiting in the thread (#waitForPending)', () => {
+    it('ends when another connection commits a pending row, and the next read finds it', async () => {
+      expect(await store.fetchPending(10)).toEqual([]);
+      const waiting = track(store.waitForPending(10, 600_000, new AbortController().signal));
+      // Another process's insert, as PHP or tp-ws-emit's fallback would make it.
+      const db = new Database(path);
+      db.prepare(`INSERT INTO ${PREFIX}websocket_events (event_uuid, event_type, target_type, target_id, payload) VALUES ('other-1', 'x', 'broadcast', NULL, '{}')`).run();
+      db.close();
+      await waiting.promise;
+      expect((await store.fetchPending(10)).map((r) => r.eventUuid)).toEqual(['other-1']);
+    });
+
+    it('ends when this store inserts a pending row itself (the readiness canary)', async () => {
+      expect(await store.fetchPending(10)).toEqual([]);
+      const waiting = store.waitForPending(10, 600_000, new AbortController().signal);
+      await store.insertPendingEvent(event('own-1'));
+      await waiting;
+      expect((await store.fetchPending(10)).map((r) => r.eventUuid)).toEqual(['own-1']);
+    });
+
+    it('ends at once on abort, and close() does not wait for it', async () => {
+      expect(await store.fetchPending(10)).toEqual([]);
+      const ac = new AbortController();
+      const waiting = store.waitForPending(10, 600_000, ac.signal);
+      ac.abort();
+      await waiting;
+      const again = store.waitForPending(10, 600_000, new AbortController().signal);
+      await store.close();
+      await again;
+    });
+  });
+
   describe('bulk calls', () => {
     it('extends every token of a list longer than one chunk', async () => {
       const n = 2_500;
