@@ -480,6 +480,12 @@ export class Gateway {
       session.send(requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action.slice(0, 100)), msg.requestId));
       return;
     }
+    // Every socket answers every heartbeat ping: a pong has no reply (TeamPass), so
+    // nothing waits behind it in the reply queue and it skips the queue's promises.
+    if (msg.action === 'pong') {
+      session.lastSeen = now;
+      return;
+    }
     const queued: Promise<void> = (conn.chain ?? RESOLVED)
       .then(() => this.runAction(session, msg))
       .then(() => { if (conn.chain === queued) conn.chain = null; });
