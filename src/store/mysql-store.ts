@@ -450,27 +450,18 @@ export class MysqlStore implements Store {
   async journalEvents(events: readonly EventInsert[]): Promise<void> {
     if (events.length === 0) return;
     if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: journalEvents after close()');
+    const statements = [...byteChunks(events)].map((batch) => this.#journalInsert(batch));
+    // One statement is atomic by itself: no BEGIN/COMMIT round trips (a socket event
+    // arriving alone is journaled by one query, not three).
+    if (statements.length === 1) {
+      await this.#q('journalEvents', statements[0].sql, statements[0].params);
+      return;
+    }
     let conn: PoolConnection | undefined;
     try {
       conn = await this.#pool.getConnection();
       await conn.beginTransaction();
-      for (const batch of byteChunks(events)) {
-        const params: unknown[] = [];
-        for (const e of batch) params.push(e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e));
-        const row = `(?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, NOW())`;
-        // A duplicate event_uuid is not inserted again. A row still pending (the emitter's
-        // fallback insert) was delivered by the socket: mark it. processed_at is assigned
-        // first because MySQL evaluates the SET list left to right on the updated row.
-        await conn.query(
-          `INSERT INTO ${this.#t('websocket_events')}
-             (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
-           VALUES ${batch.map(() => row).join(', ')}
-           ON DUPLICATE KEY UPDATE
-             processed_at = IF(processed = ${PROCESSED.PENDING}, NOW(), processed_at),
-             processed = IF(processed = ${PROCESSED.PENDING}, ${PROCESSED.DELIVERED}, processed)`,
-          params,
-        );
-      }
+      for (const st of statements) await conn.query(st.sql, st.params);
       await conn.commit();
     } catch (err) {
       await conn?.rollback().catch(() => undefined);
@@ -478,6 +469,23 @@ export class MysqlStore implements Store {
     } finally {
       conn?.release();
     }
+  }
+
+  /** The INSERT of one journal batch. */
+  #journalInsert(batch: readonly EventInsert[]): { sql: string; params: unknown[] } {
+    const params: unknown[] = [];
+    for (const e of batch) params.push(e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e));
+    const row = `(?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, NOW())`;
+    // A duplicate event_uuid is not inserted again. A row still pending (the emitter's
+    // fallback insert) was delivered by the socket: mark it. processed_at is assigned
+    // first because MySQL evaluates the SET list left to right on the updated row.
+    const sql = `INSERT INTO ${this.#t('websocket_events')}
+         (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
+       VALUES ${batch.map(() => row).join(', ')}
+       ON DUPLICATE KEY UPDATE
+         processed_at = IF(processed = ${PROCESSED.PENDING}, NOW(), processed_at),
+         processed = IF(processed = ${PROCESSED.PENDING}, ${PROCESSED.DELIVERED}, processed)`;
+    return { sql, params };
   }
 
   async insertPendingEvent(event: EventInsert): Promise<number> {
