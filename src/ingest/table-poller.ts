@@ -116,7 +116,7 @@ export class TablePoller {
       }
       // Idle (nothing found, lock held): a store that can watch for commits waits on its
       // side, and this thread sleeps until rows may be there or the lock is due.
-      if (delay === this.o.idleIntervalMs && this.holdsLock && this.failures === 0 && this.store.waitForPending) {
+      if (delay === this.o.idleIntervalMs && this.lastBacklog === 0 && this.holdsLock && this.failures === 0 && this.store.waitForPending) {
         await this.store.waitForPending(delay, Math.max(delay, LOCK_RENEW_MS - (Date.now() - this.lockRenewedAt)), signal).catch(() => {});
       } else await this.sleep(delay, signal);
     }

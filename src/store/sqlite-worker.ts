@@ -15,6 +15,7 @@
  * store, not a database failure: it throws and kills the thread, and the store
  * turns that into `TPWS_ERR_STORE_UNAVAILABLE` for every pending and later call.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TpWsError, type TpWsErrorCode } from '../errors.js';
@@ -50,34 +51,70 @@ export type SqliteReply = { id: number; ok: true; value: unknown } | { id: numbe
 
 /** Every operation the thread answers: the `Store` methods (bulk ones chunked) and `close`. */
 /**
- * Idle polls waiting in this thread (`waitForPending`): each checks
- * `pendingMayExist` on its own timer, so while nothing is committed the
- * daemon's thread is not woken at every poll interval.
+ * Idle polls waiting in this thread (`waitForPending`), so while nothing is
+ * committed the daemon's thread is not woken at every poll interval. A wait
+ * watches the WAL file (inotify): another connection's commit writes it, and
+ * only then is `pendingMayExist` checked; this thread sleeps meanwhile. Where
+ * the file cannot be watched (`:memory:`, no WAL yet, no inotify), it checks
+ * every `intervalMs` instead. Either way it ends by `maxWaitMs`.
  */
 class PendingWaits {
   readonly #ends = new Set<() => void>();
 
-  wait(db: SqliteDb, intervalMs: number, maxWaitMs: number): Promise<void> {
+  constructor(private readonly db: SqliteDb, private readonly walPath: string | null) {}
+
+  wait(intervalMs: number, maxWaitMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const end = () => {
-        clearInterval(check);
-        clearTimeout(limit);
-        this.#ends.delete(end);
-        resolve();
-      };
-      const check = setInterval(() => {
+      const check = () => {
         // A failing check ends the wait: the poller's read then reports the error.
         let may = true;
         try {
-          may = db.pendingMayExist();
+          may = this.db.pendingMayExist();
         } catch {
           /* see above */
         }
         if (may) end();
-      }, intervalMs);
-      const limit = setTimeout(end, maxWaitMs);
+      };
+      // The file changes before a commit is visible: the last frame is written, then the
+      // shared-memory index. A check at the change can come too early, so two more
+      // follow each change: soon, and at `intervalMs` (never later than polling was).
+      let soon: NodeJS.Timeout | null = null;
+      let late: NodeJS.Timeout | null = null;
+      const onChange = () => {
+        check();
+        if (!this.#ends.has(end)) return;
+        if (soon !== null) clearTimeout(soon);
+        if (late !== null) clearTimeout(late);
+        soon = setTimeout(check, 10);
+        late = setTimeout(check, intervalMs);
+      };
+      const watcher = this.#watch(onChange);
+      const timer = watcher === null ? setInterval(check, intervalMs) : null;
+      const limit = setTimeout(() => end(), maxWaitMs);
+      const end = () => {
+        watcher?.close();
+        if (timer !== null) clearInterval(timer);
+        if (soon !== null) clearTimeout(soon);
+        if (late !== null) clearTimeout(late);
+        clearTimeout(limit);
+        this.#ends.delete(end);
+        resolve();
+      };
       this.#ends.add(end);
+      // This connection's own pending insert does not touch the file after the wait began: check once now.
+      check();
     });
+  }
+
+  #watch(onChange: () => void): FSWatcher | null {
+    if (this.walPath === null) return null;
+    try {
+      const w = watch(this.walPath, { persistent: false }, onChange);
+      w.on('error', onChange);
+      return w;
+    } catch {
+      return null;
+    }
   }
 
   /** End every wait now (the poller stops, or the store closes). */
@@ -86,8 +123,8 @@ class PendingWaits {
   }
 }
 
-function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
-  const waits = new PendingWaits();
+function operations(db: SqliteDb, running: Set<Promise<unknown>>, walPath: string | null) {
+  const waits = new PendingWaits(db, walPath);
   return {
     migrate: () => db.migrate(),
     ping: () => db.ping(),
@@ -117,7 +154,7 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>) {
     deleteExpiredTokens: () => deleteInChunks(() => db.deleteExpiredTokensChunk(CHUNK)),
     countReplayEvents: (filter: ReplayFilter) => db.countReplayEvents(filter),
     selectReplayEvents: (filter: ReplayFilter, afterId: number, throughId: number, limit: number) => db.selectReplayEvents(filter, afterId, throughId, limit),
-    waitForPending: (intervalMs: number, maxWaitMs: number) => waits.wait(db, intervalMs, maxWaitMs),
+    waitForPending: (intervalMs: number, maxWaitMs: number) => waits.wait(intervalMs, maxWaitMs),
     cancelWaits: () => waits.cancelAll(),
     acquirePollerLock: () => db.acquirePollerLock(),
     releasePollerLock: () => db.releasePollerLock(),
@@ -173,7 +210,7 @@ function main(): void {
   let ops: Operations | null = null;
   let openError: WireError | null = null;
   try {
-    ops = operations(new SqliteDb(init), running);
+    ops = operations(new SqliteDb(init), running, init.path === ':memory:' ? null : `${init.path}-wal`);
   } catch (err) {
     openError = toWire('open', err);
   }
