@@ -1,13 +1,17 @@
 /**
- * Coalesced socket writes: what the daemon sends during one event-loop turn
- * leaves in one write per socket, at the end of that turn.
+ * Coalesced socket writes: what the daemon sends while handling one input
+ * (a chunk read from the ingest socket, a poll's rows, a client message)
+ * leaves in one write per socket, as soon as that handling is done.
  *
  * An event sent to 1,000 sockets used to cost 1,000 `writev` system calls;
- * a burst of events read from the ingest socket in one turn cost that per
- * event. Sessions now queue frames (src/fanout/session.ts) and register here
- * once; the queue is flushed in the `setImmediate` phase, right after the
- * I/O callbacks of the turn that produced the frames, so a lone event waits
- * for nothing and a burst is written once per socket.
+ * a burst of events read from the ingest socket cost that per event.
+ * Sessions now queue frames (src/fanout/session.ts) and register here once;
+ * the queue is flushed in a microtask, right after the synchronous work
+ * that produced the frames: a lone event waits for nothing, a chunk of a
+ * burst is written once per socket, and the sockets are written before the
+ * journal's INSERT and the ingest acks of the same events, which are
+ * queued after it (setImmediate came after both: 1 subscriber at 1,000
+ * events/s, p50 0.56 ms against 0.33 ms now, the raw ws floor 0.14–0.20 ms).
  *
  * One queue per process, like the event loop it follows: sessions of
  * several daemons in one process (tests) share it harmlessly.
@@ -24,13 +28,13 @@ class FlushQueue {
   private after: (() => void)[] = [];
   private scheduled = false;
 
-  /** Flush `s` at the end of this turn (register once per batch of frames). */
+  /** Flush `s` once the current synchronous work is done (register once per batch of frames). */
   add(s: Flushable): void {
     this.pending.push(s);
     if (!this.scheduled) this.schedule();
   }
 
-  /** Run `fn` once this turn's frames are written (fan-out timing). */
+  /** Run `fn` once the frames queued so far are written (fan-out timing). */
   afterFlush(fn: () => void): void {
     this.after.push(fn);
     if (!this.scheduled) this.schedule();
@@ -38,7 +42,7 @@ class FlushQueue {
 
   private schedule(): void {
     this.scheduled = true;
-    setImmediate(this.run);
+    queueMicrotask(this.run);
   }
 
   private readonly run = (): void => {

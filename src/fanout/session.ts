@@ -8,7 +8,7 @@ import { textFrame } from './frame.js';
 /** Time allowed for a close handshake before the TCP socket is cut. */
 const CLOSE_GRACE_MS = 5000;
 /**
- * Most bytes handed to the socket in one write. Frames queued in one turn
+ * Most bytes handed to the socket in one write. Frames queued together
  * are copied into chunks of this size: few system calls for a burst, and
  * at most about this much (plus the socket's high-water mark) held by Node
  * for a socket whose peer is not reading.
@@ -41,8 +41,8 @@ function onDrain(this: SessionSocket): void {
  * the gateway decides what to send and when to close.
  *
  * Send path: every data frame (events, replies, pings) is queued here as a
- * complete frame, in order, and written by the flush queue once per
- * event-loop turn, coalesced (src/fanout/flush-queue.ts). Events arrive
+ * complete frame, in order, and written by the flush queue once the work
+ * that produced it is done, coalesced (src/fanout/flush-queue.ts). Events arrive
  * framed already, one Buffer shared by all their recipients. Control
  * frames (pong, close) still go through `ws`; they may come between two of
  * our messages, never inside one, as RFC 6455 allows.

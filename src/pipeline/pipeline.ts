@@ -16,7 +16,7 @@ export const CANARY_EVENT_TYPE = 'tpws.canary';
 
 /** Told of every event right after its fan-out (never of a duplicate). */
 export interface DeliveryObserver {
-  /** `fanoutMs`: time spent queueing it for its recipients; the writes follow at the end of the turn (`PipelineOptions.onFanout`). */
+  /** `fanoutMs`: time spent queueing it for its recipients; the writes follow once the work at hand is done (`PipelineOptions.onFanout`). */
   delivered(event: BridgeEvent, source: EventSource, recipients: number, fanoutMs: number): void;
 }
 
@@ -46,7 +46,7 @@ export interface PipelineOptions {
   /**
    * Told, for every event with recipients, the time from its acceptance to
    * the write of its frame to the last recipient's socket (the end of the
-   * turn's coalesced flush, src/fanout/flush-queue.ts), in ms.
+   * coalesced flush, src/fanout/flush-queue.ts), in ms.
    */
   onFanout?: (ms: number) => void;
 }
