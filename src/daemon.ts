@@ -24,7 +24,7 @@ import { Intake } from './pipeline/intake.js';
 import { Journal } from './pipeline/journal.js';
 import { UnixSocketIngest } from './ingest/unix-socket.js';
 import { TablePoller } from './ingest/table-poller.js';
-import { openConfiguredStore } from './store/open-store.js';
+import { loadConfiguredStore } from './store/load-store.js';
 import { Retention } from './store/retention.js';
 import { EventReactions } from './teampass/event-reactions.js';
 import { LockReleaser } from './teampass/lock-release.js';
@@ -127,12 +127,12 @@ export class Daemon {
     return this._config;
   }
 
-  private constructor(config: Readonly<Config>, opts: DaemonOptions) {
+  private constructor(config: Readonly<Config>, opts: DaemonOptions, store: Store) {
     this._config = config;
     this.configSource = opts.configSource ?? { file: null, teampassRoot: config.teampass.root };
     let onNotable = (_line: NotableLine): void => {};
     this.log = opts.logger ?? createLogger(config.log.level, undefined, (line) => onNotable(line));
-    this.store = openConfiguredStore(config);
+    this.store = store;
     this.reactions = new EventReactions({ hub: this.hub, presence: this.presence, store: this.store, log: this.child('teampass') });
     this.status = new StatusSampler({
       events: () => this.pipeline.counters.bySource,
@@ -327,7 +327,7 @@ export class Daemon {
 
   /** Build and start a daemon. On failure everything already opened is closed again. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const d = new Daemon(opts.config, opts);
+    const d = new Daemon(opts.config, opts, await loadConfiguredStore(opts.config));
     try {
       await d.startParts();
     } catch (err) {

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { Daemon, type ConfigSource } from '../daemon.js';
 import { loadDefaults, type LoadedConfig } from '../config/load.js';
-import { redactStoreUrl } from '../store/open-store.js';
+import { redactStoreUrl } from '../store/store-url.js';
 import { VERSION } from '../version.js';
 
 /** A word for a POSIX shell: as is when it is safe, else single-quoted. */
