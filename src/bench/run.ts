@@ -17,6 +17,9 @@ import { benchIngestThroughput } from './throughput.js';
 import { benchEmitColdStart } from './emit-cold-start.js';
 import { benchPhpEmit } from './php-emit.js';
 import { benchSqliteStall } from './sqlite-stall.js';
+import { benchIdleCpu, benchRssIdle } from './idle.js';
+import { connectStorm } from './storm.js';
+import { backlog100k } from './backlog.js';
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown>>;
 
@@ -50,10 +53,14 @@ const BENCHES: Record<string, Bench> = {
   'burst-2000x1000': (quick) => benchBurst(quick ? { subscribers: 20, events: 50, processes: 1 } : { subscribers: 1000, events: 2000, processes: 2 }),
   'broadcast-10000': (quick) => benchBroadcast(quick ? { subscribers: 20, ratePerSec: 50, seconds: 1, processes: 2 } : { subscribers: 10_000, ratePerSec: 2, seconds: 10, processes: 2 }),
   'floor-1x1000': (quick) => benchFloorPipeline(quick ? { ratePerSec: 50, seconds: 1 } : { ratePerSec: 1000, seconds: 10 }),
+  'rss-idle': (quick) => benchRssIdle(quick ? { sizes: [50, 200], settleS: 3 } : { sizes: [1000, 10_000, 20_000] }),
+  'idle-cpu': (quick) => benchIdleCpu(quick ? { sockets: 200, seconds: 3 } : { sockets: 10_000, seconds: 30 }),
+  'connect-storm': (quick) => connectStorm(quick),
+  'backlog-100k': (quick) => backlog100k(quick),
 };
 
 /** Scenarios that have a --quick size; --quick without names runs these. */
-const QUICK = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000'];
+const QUICK = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000', 'rss-idle', 'idle-cpu', 'connect-storm', 'backlog-100k'];
 
 interface Args {
   quick: boolean;
