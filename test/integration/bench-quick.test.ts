@@ -21,8 +21,8 @@ const WITH_FLOOR = new Set(['fanout-1000x20', 'broadcast-10000', 'floor-1x1000']
 
 type Json = Record<string, any>;
 
-/** Run the quick scenarios with the store chosen by the environment; the document and the --out file. */
-async function runQuick(mysqlUrl: string | undefined): Promise<{ doc: Json; out: Json }> {
+/** Run quick scenarios (the fan-out ones by default) with the store chosen by the environment; the document and the --out file. */
+async function runQuick(mysqlUrl: string | undefined, names: string[] = SCENARIOS): Promise<{ doc: Json; out: Json }> {
   const dir = await mkdtemp(join(tmpdir(), 'tpws-bench-quick-'));
   try {
     const env: NodeJS.ProcessEnv = { ...process.env };
@@ -30,7 +30,7 @@ async function runQuick(mysqlUrl: string | undefined): Promise<{ doc: Json; out:
     delete env.TPWS_TEST_MYSQL_URL;
     if (mysqlUrl !== undefined) env.TPWS_BENCH_MYSQL_URL = mysqlUrl;
     const outFile = join(dir, 'results.json');
-    const r = await run(process.execPath, ['dist/bench/run.js', '--quick', '--out', outFile], { cwd: ROOT, env });
+    const r = await run(process.execPath, ['dist/bench/run.js', '--quick', '--out', outFile, ...names], { cwd: ROOT, env });
     expect(r.code, r.stderr).toBe(0);
     return { doc: JSON.parse(r.stdout) as Json, out: JSON.parse(await readFile(outFile, 'utf8')) as Json };
   } finally {
@@ -115,4 +115,30 @@ describeMysql('bench --quick [mariadb]', () => {
     const { doc } = await runQuick(MYSQL_URL);
     expectDocument(doc, 'mariadb');
   }, 120_000);
+});
+
+describeMysql('bench --quick [mariadb]: memory, idle CPU, connect storm, backlog', () => {
+  it('reaches every size, connects every client, delivers every event and every row, with the figures', async () => {
+    const { doc } = await runQuick(MYSQL_URL, ['rss-idle', 'idle-cpu', 'connect-storm', 'backlog-100k']);
+    const [rss, idle, storm, backlog] = doc.results as Json[];
+    expect(rss.name).toBe('rss-idle');
+    for (const side of [rss.tpws, rss.floor]) {
+      expect(side.points.map((p: Json) => p.sockets)).toEqual(rss.sizes);
+      for (const p of side.points) expect(typeof p.per_connection_kb).toBe('number');
+      expect(side.rss_0_mb).toBeGreaterThan(0);
+    }
+    expect(rss.tpws.store).toBe('mariadb');
+    expect(idle.name).toBe('idle-cpu');
+    expect(idle.at_n.sockets).toBe(200);
+    for (const w of [idle.at_0, idle.at_n]) expect(typeof w.cpu_pct).toBe('number');
+    expect(storm.name).toBe('connect-storm');
+    expect(storm.connected).toBe(storm.clients);
+    expect(storm.failed).toBe(0);
+    expect(storm.handshake_ms.count).toBe(storm.clients);
+    expect(storm.subscriber.received).toBe(storm.subscriber.events);
+    expect(backlog.name).toBe('backlog');
+    expect(backlog.store).toBe('mariadb');
+    expect(backlog.timed_out).toBe(false);
+    expect(backlog.delivered).toBe(backlog.rows);
+  }, 240_000);
 });
