@@ -10,9 +10,9 @@
 /** FIN bit set, opcode 1 (text): one whole, unfragmented text message. */
 const FIN_TEXT = 0x81;
 
-/** The complete unmasked text frame carrying `text` (a string, or its UTF-8 bytes). */
-export function textFrame(text: string | Buffer): Buffer {
-  const len = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+/** The complete unmasked text frame carrying `text` (UTF-8). */
+export function textFrame(text: string): Buffer {
+  const len = Buffer.byteLength(text);
   const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(header + len);
   frame[0] = FIN_TEXT;
@@ -26,7 +26,6 @@ export function textFrame(text: string | Buffer): Buffer {
     frame.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
     frame.writeUInt32BE(len >>> 0, 6);
   }
-  if (typeof text === 'string') frame.write(text, header, 'utf8');
-  else text.copy(frame, header);
+  frame.write(text, header, 'utf8');
   return frame;
 }

@@ -99,11 +99,6 @@ export class Session {
     return this.sendFrame(textFrame(JSON.stringify(message)));
   }
 
-  /** Send one message already encoded as JSON text. */
-  sendText(data: string | Buffer): boolean {
-    return this.sendFrame(textFrame(data));
-  }
-
   /**
    * Queue one complete text frame (src/fanout/frame.ts; the same Buffer for
    * every recipient of an event); `folderId` is the folder of a folder

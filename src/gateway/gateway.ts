@@ -9,6 +9,7 @@ import type { ReconnectTokens } from '../auth/reconnect-tokens.js';
 import type { Config } from '../config/schema.js';
 import type { Hub } from '../fanout/hub.js';
 import type { Presence } from '../fanout/presence.js';
+import { textFrame } from '../fanout/frame.js';
 import { Session } from '../fanout/session.js';
 import { listen } from '../listen.js';
 import { sessionLogger, type Logger } from '../log.js';
@@ -560,7 +561,8 @@ export class Gateway {
     try {
       const now = Date.now();
       const timeout = this.cfg.heartbeat.pongTimeoutSec * 1000;
-      const ping = Buffer.from(JSON.stringify(pingMessage(now)));
+      // One frame for every socket (src/fanout/frame.ts).
+      const ping = textFrame(JSON.stringify(pingMessage(now)));
       let inTurn = 0;
       for (const conn of this.conns) {
         if (++inTurn > SOCKETS_PER_TURN) {
@@ -577,7 +579,7 @@ export class Gateway {
           s.close(CloseCode.HEARTBEAT_TIMEOUT);
           continue;
         }
-        s.sendText(ping);
+        s.sendFrame(ping);
       }
       this.authLimiter.sweep(now);
     } finally {

@@ -25,11 +25,6 @@ describe('textFrame', () => {
     expect(await parse(Buffer.concat(frames))).toEqual(texts);
   });
 
-  it('frames bytes as they are', async () => {
-    const json = Buffer.from(JSON.stringify({ type: 'ping', timestamp: 1 }));
-    expect(await parse(textFrame(json))).toEqual([json.toString()]);
-  });
-
   it('uses the shortest length encoding (RFC 6455 §5.2)', () => {
     expect([...textFrame('abc').subarray(0, 2)]).toEqual([0x81, 3]);
     expect([...textFrame('a'.repeat(126)).subarray(0, 4)]).toEqual([0x81, 126, 0, 126]);
