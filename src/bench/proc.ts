@@ -6,7 +6,7 @@
  * any server (tp-ws or a floor server).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticks: number | null = null;
 
@@ -39,6 +39,25 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / clockTicks();
 }
 
+/**
+ * CPU seconds the threads of `pid` alive now have run, from the scheduler's
+ * own accounting (`/proc/<pid>/task/<tid>/schedstat`, nanoseconds). Precise
+ * where `cpuSeconds` counts clock ticks: an idle daemon wakes for well under
+ * a tick, so ticks over- or under-charge it by whole ticks. Threads that
+ * exited are not counted.
+ */
+export function runtimeSeconds(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return ns / 1e9;
+}
+
 /** Resident set size of `pid` in bytes (VmRSS); throws when the process is gone. */
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -67,15 +86,18 @@ export class CpuWindow {
   readonly #pid: number;
   readonly #cpu0: number;
   readonly #t0 = process.hrtime.bigint();
+  readonly #read: (pid: number) => number;
 
-  constructor(pid: number) {
+  /** `clock`: `ticks` (/proc/PID/stat, the default) or `schedstat` (`runtimeSeconds`, for idle processes). */
+  constructor(pid: number, clock: 'ticks' | 'schedstat' = 'ticks') {
     this.#pid = pid;
-    this.#cpu0 = cpuSeconds(pid);
+    this.#read = clock === 'ticks' ? cpuSeconds : runtimeSeconds;
+    this.#cpu0 = this.#read(pid);
   }
 
   /** CPU seconds since the window opened, the wall seconds it lasted, and their ratio (1 = one core busy). */
   read(): { cpu_s: number; wall_s: number; cores: number } {
-    const cpu = cpuSeconds(this.#pid) - this.#cpu0;
+    const cpu = this.#read(this.#pid) - this.#cpu0;
     const wall = Number(process.hrtime.bigint() - this.#t0) / 1e9;
     return { cpu_s: round3(cpu), wall_s: round3(wall), cores: round3(wall > 0 ? cpu / wall : 0) };
   }

@@ -54,7 +54,7 @@ const BENCHES: Record<string, Bench> = {
   'broadcast-10000': (quick) => benchBroadcast(quick ? { subscribers: 20, ratePerSec: 50, seconds: 1, processes: 2 } : { subscribers: 10_000, ratePerSec: 2, seconds: 10, processes: 2 }),
   'floor-1x1000': (quick) => benchFloorPipeline(quick ? { ratePerSec: 50, seconds: 1 } : { ratePerSec: 1000, seconds: 10 }),
   'rss-idle': (quick) => benchRssIdle(quick ? { sizes: [50, 200], settleS: 3 } : { sizes: [1000, 10_000, 20_000] }),
-  'idle-cpu': (quick) => benchIdleCpu(quick ? { sockets: 200, seconds: 3 } : { sockets: 10_000, seconds: 30 }),
+  'idle-cpu': (quick) => benchIdleCpu(quick ? { sockets: 200, seconds: 3, settleMs: 5000 } : { sockets: 10_000, seconds: 30 }),
   'connect-storm': (quick) => connectStorm(quick),
   'backlog-100k': (quick) => backlog100k(quick),
 };
