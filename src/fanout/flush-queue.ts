@@ -3,15 +3,14 @@
  * (a chunk read from the ingest socket, a poll's rows, a client message)
  * leaves in one write per socket, as soon as that handling is done.
  *
- * An event sent to 1,000 sockets used to cost 1,000 `writev` system calls;
- * a burst of events read from the ingest socket cost that per event.
- * Sessions now queue frames (src/fanout/session.ts) and register here once;
+ * Each `ws.send` was one system call, so a burst of N events to a socket
+ * cost N calls; now the events handled together cost one (a lone event
+ * still costs one write per recipient: there is nothing to coalesce).
+ * Sessions queue frames (src/fanout/session.ts) and register here once;
  * the queue is flushed in a microtask, right after the synchronous work
- * that produced the frames: a lone event waits for nothing, a chunk of a
- * burst is written once per socket, and the sockets are written before the
- * journal's INSERT and the ingest acks of the same events, which are
- * queued after it (setImmediate came after both: 1 subscriber at 1,000
- * events/s, p50 0.56 ms against 0.33 ms now, the raw ws floor 0.14–0.20 ms).
+ * that produced the frames: a lone event waits for nothing, and the sockets
+ * are written before the journal's INSERT and the ingest acks of the same
+ * events, which are queued after it (docs/performance.md, Fan-out at scale).
  *
  * One queue per process, like the event loop it follows: sessions of
  * several daemons in one process (tests) share it harmlessly.
