@@ -47,12 +47,45 @@ function configSource(loaded: LoadedConfig): ConfigSource {
  */
 export async function runServe(loaded: LoadedConfig, opts: ServeOptions = {}): Promise<void> {
   const cfg = loaded.config;
+  // A SIGHUP's default action ends the process: until the daemon is up (and its reload handler set,
+  // before the banner says it is), one is ignored rather than fatal.
+  let onHup = (): void => {};
+  process.on('SIGHUP', () => onHup());
   const daemon = await Daemon.start({ config: cfg, configSource: configSource(loaded) });
   if (loaded.teampass !== null) {
     const t = loaded.teampass;
     daemon.log.info({ root: t.root, settings: t.settingsFile, websocket: t.websocketFile }, 'configuration read from the TeamPass installation');
     for (const i of t.ignored) daemon.log.info({ file: i.file, setting: i.name, line: i.line, reason: i.reason }, 'TeamPass setting not taken');
   }
+  // Signals are handled before the banner announces the daemon: a supervisor (or a test) that reacts
+  // to the banner at once finds them in place.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      daemon.log.warn({ signal }, 'second signal; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    daemon.log.info({ signal }, 'signal received; shutting down');
+    daemon.close().then(
+      () => { daemon.log.flush(); process.exitCode = 0; },
+      (err: unknown) => { daemon.log.error({ err }, 'shutdown failed'); process.exitCode = 1; },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  onHup = () => {
+    if (opts.reload === undefined) return;
+    let next: LoadedConfig;
+    try {
+      next = opts.reload();
+    } catch (err) {
+      daemon.log.error({ code: (err as { code?: string }).code, reason: (err as Error).message }, 'SIGHUP: the configuration is not valid; the running one is kept');
+      return;
+    }
+    const r = daemon.reload(next.config, configSource(next));
+    daemon.log.info({ applied: r.applied, restart_needed: r.restartNeeded }, r.restartNeeded.length === 0 ? 'SIGHUP: configuration reloaded' : 'SIGHUP: configuration reloaded; some changes need a restart');
+  };
   const { ws, admin } = daemon.address;
   const host = ws.family === 'IPv6' ? `[${ws.address}]` : ws.address;
   const url = `ws://${host}:${ws.port}/ws`;
@@ -73,33 +106,6 @@ export async function runServe(loaded: LoadedConfig, opts: ServeOptions = {}): P
   }
   process.stderr.write(lines.join('\n') + '\n');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      daemon.log.warn({ signal }, 'second signal; exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    daemon.log.info({ signal }, 'signal received; shutting down');
-    daemon.close().then(
-      () => { daemon.log.flush(); process.exitCode = 0; },
-      (err: unknown) => { daemon.log.error({ err }, 'shutdown failed'); process.exitCode = 1; },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (opts.reload === undefined) return;
-    let next: LoadedConfig;
-    try {
-      next = opts.reload();
-    } catch (err) {
-      daemon.log.error({ code: (err as { code?: string }).code, reason: (err as Error).message }, 'SIGHUP: the configuration is not valid; the running one is kept');
-      return;
-    }
-    const r = daemon.reload(next.config, configSource(next));
-    daemon.log.info({ applied: r.applied, restart_needed: r.restartNeeded }, r.restartNeeded.length === 0 ? 'SIGHUP: configuration reloaded' : 'SIGHUP: configuration reloaded; some changes need a restart');
-  });
   process.on('uncaughtException', (err) => {
     daemon.log.fatal({ err }, 'uncaught exception; exiting');
     daemon.log.flush();

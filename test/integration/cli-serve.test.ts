@@ -48,7 +48,7 @@ async function serve(args: string[]): Promise<Served> {
 }
 
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return; // already gone ('exit' will not come again)
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
