@@ -67,6 +67,18 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
   let c: Compat;
   const subscribe = (t: Tab, folderId: number) => t.request({ action: 'subscribe', channel: 'folder', data: { folder_id: folderId } });
   const open = async (u: TpUser) => (await c.tab(u.token)).tab;
+  /** Two users subscribed to a new folder `f` (`tl`, `tk`); the first then loses it in the database (no event yet). */
+  const oneLosesFolder = async () => {
+    const f = c.folder();
+    const losing = await c.user({ folders: [f] });
+    const keeping = await c.user({ folders: [f] });
+    const tl = await open(losing);
+    const tk = await open(keeping);
+    await subscribe(tl, f);
+    await subscribe(tk, f);
+    await c.sql.execSql('DELETE FROM teampass_users_groups WHERE user_id = ? AND group_id = ?', [losing.id, f]);
+    return { f, tl, tk };
+  };
   const sorted = (xs: string[]) => [...xs].sort();
 
   beforeAll(async () => {
@@ -141,14 +153,7 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
     });
 
     it('folder target: an event for that folder queued right behind it no longer reaches a user who lost the folder', async () => {
-      const f = c.folder();
-      const losing = await c.user({ folders: [f] });
-      const keeping = await c.user({ folders: [f] });
-      const tl = await open(losing);
-      const tk = await open(keeping);
-      await subscribe(tl, f);
-      await subscribe(tk, f);
-      await c.sql.execSql('DELETE FROM teampass_users_groups WHERE user_id = ? AND group_id = ?', [losing.id, f]);
+      const { f, tl, tk } = await oneLosesFolder();
       const ts = Math.floor(Date.now() / 1000);
       await c.sql.execSql(
         `INSERT INTO teampass_websocket_events (event_type, target_type, target_id, payload) VALUES
@@ -197,14 +202,7 @@ describeMysql('TeamPass compatibility: access changes, session expiry, connectio
     });
 
     it('folder target: delivered to the folder\'s subscribers, then each receiver\'s access is recomputed', async () => {
-      const f = c.folder();
-      const losing = await c.user({ folders: [f] });
-      const keeping = await c.user({ folders: [f] });
-      const tl = await open(losing);
-      const tk = await open(keeping);
-      await subscribe(tl, f);
-      await subscribe(tk, f);
-      await c.sql.execSql('DELETE FROM teampass_users_groups WHERE user_id = ? AND group_id = ?', [losing.id, f]);
+      const { f, tl, tk } = await oneLosesFolder();
       expect(await c.deliveredTo({ tl, tk }, { event: 'folder_permission_changed', target: 'folder', targetId: f, payload: { folders: [f] } })).toEqual(['tl', 'tk']);
       expect(await untilSubscriptions(tl, (s) => s.length === 0, 'the losing user unsubscribed')).toEqual([]);
       await c.barrier([tk]);

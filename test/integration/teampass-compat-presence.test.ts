@@ -43,6 +43,24 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
   const subscribe = (t: Tab, folderId: number) => t.request({ action: 'subscribe', channel: 'folder', data: { folder_id: folderId } });
   const subscribeKb = (t: Tab) => t.request({ action: 'subscribe', channel: 'kb', data: {} });
   const open = async (u: TpUser) => (await c.tab(u.token)).tab;
+  /**
+   * User `u` viewing `item` in a new folder `f`, watched by `obs` (another user subscribed to `f`),
+   * once `obs` got the view's first item_viewers_changed. `viewerFolders`: more folders for `u`;
+   * `viewerSubscribes`: `u`'s socket subscribes to `f` too.
+   */
+  const watchedView = async (o: { viewerFolders?: number[]; viewerSubscribes?: boolean } = {}) => {
+    const f = c.folder();
+    const u = await c.user({ folders: [f, ...(o.viewerFolders ?? [])] });
+    const other = await c.user({ folders: [f] });
+    const item = await c.item(f);
+    const t = await open(u);
+    const obs = await open(other);
+    if (o.viewerSubscribes === true) await subscribe(t, f);
+    await subscribe(obs, f);
+    await t.request({ action: 'start_item_view', data: { item_id: item } });
+    await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item);
+    return { f, u, item, t, obs };
+  };
 
   beforeAll(async () => {
     c = await startCompat({ 'teampass.lockReleaseGraceMs': GRACE_MS }, 200);
@@ -144,15 +162,7 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
     });
 
     it('starting the same view twice answers twice but broadcasts once', async () => {
-      const f = c.folder();
-      const u = await c.user({ folders: [f] });
-      const o = await c.user({ folders: [f] });
-      const item = await c.item(f);
-      const t = await open(u);
-      const obs = await open(o);
-      await subscribe(obs, f);
-      await t.request({ action: 'start_item_view', data: { item_id: item } });
-      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item);
+      const { f, u, item, t, obs } = await watchedView();
       const again = await t.request({ action: 'start_item_view', data: { item_id: item } });
       expect(again).toMatchObject({ type: 'response', status: 'success', action: 'item_view_started', item_id: item, folder_id: f, viewers: [viewer(u)] });
       await c.barrier([obs]);
@@ -182,16 +192,8 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
     });
 
     it('stop_item_view: a view of another item is kept; with no data the current view ends', async () => {
-      const f = c.folder();
-      const u = await c.user({ folders: [f] });
-      const o = await c.user({ folders: [f] });
-      const viewed = await c.item(f);
+      const { f, item: viewed, t, obs } = await watchedView();
       const otherItem = await c.item(f);
-      const t = await open(u);
-      const obs = await open(o);
-      await subscribe(obs, f);
-      await t.request({ action: 'start_item_view', data: { item_id: viewed } });
-      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === viewed);
 
       const miss = await t.request({ action: 'stop_item_view', data: { item_id: otherItem } });
       expect(miss).toMatchObject({ type: 'response', status: 'success', action: 'item_view_stopped', item_id: otherItem, folder_id: f, request_id: miss.request_id });
@@ -209,16 +211,8 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
     });
 
     it('stop_item_view: ids <= 0 count as absent; a folder filter ends only a view in that folder; request_id null when not sent', async () => {
-      const f = c.folder();
       const g = c.folder();
-      const u = await c.user({ folders: [f, g] });
-      const o = await c.user({ folders: [f] });
-      const item = await c.item(f);
-      const t = await open(u);
-      const obs = await open(o);
-      await subscribe(obs, f);
-      await t.request({ action: 'start_item_view', data: { item_id: item } });
-      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item);
+      const { f, item, t, obs } = await watchedView({ viewerFolders: [g] });
 
       const zero = await t.request({ action: 'stop_item_view', data: { item_id: 0, folder_id: -1 } });
       expect(zero).toMatchObject({ type: 'response', status: 'success', action: 'item_view_stopped', item_id: null, folder_id: null });
@@ -238,16 +232,7 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
     });
 
     it('unsubscribing the folder ends the socket\'s view in that folder', async () => {
-      const f = c.folder();
-      const u = await c.user({ folders: [f] });
-      const o = await c.user({ folders: [f] });
-      const item = await c.item(f);
-      const t = await open(u);
-      const obs = await open(o);
-      await subscribe(t, f);
-      await subscribe(obs, f);
-      await t.request({ action: 'start_item_view', data: { item_id: item } });
-      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item);
+      const { f, item, t, obs } = await watchedView({ viewerSubscribes: true });
       // Another folder: the view stays.
       await t.request({ action: 'unsubscribe', channel: 'folder', data: { folder_id: c.folder() } });
       await c.barrier([obs]);
@@ -257,15 +242,7 @@ describeMysql('TeamPass compatibility: presence and edit locks', () => {
     });
 
     it('closing the socket ends its view', async () => {
-      const f = c.folder();
-      const u = await c.user({ folders: [f] });
-      const o = await c.user({ folders: [f] });
-      const item = await c.item(f);
-      const t = await open(u);
-      const obs = await open(o);
-      await subscribe(obs, f);
-      await t.request({ action: 'start_item_view', data: { item_id: item } });
-      await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item);
+      const { f, item, t, obs } = await watchedView();
       await t.close();
       expectItemViewers(await obs.nextNamed('item_viewers_changed', (d) => d.item_id === item && d.viewers.length === 0), item, f, []);
     });
