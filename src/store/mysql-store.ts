@@ -19,8 +19,11 @@ import { phpInt } from '../int.js';
 import { parseMysqlUrl, type MysqlTarget } from './store-url.js';
 import {
   createdSeconds,
+  HISTORY_FLOOR,
+  insertPosition,
   loadMigrations,
   migrationError,
+  positiveInt,
   sortedUniqueInts,
   splitStatements,
   storeError as driverError,
@@ -32,8 +35,10 @@ import {
 } from './sql-support.js';
 import {
   PROCESSED,
+  type DeliveredRow,
   type EventInsert,
   type EventRow,
+  type HistoryRow,
   type LockHolder,
   type MigrateOptions,
   type NewToken,
@@ -85,6 +90,16 @@ const INSERT_CHUNK_ROWS = 500;
 const INSERT_CHUNK_BYTES = 2 * 1024 * 1024;
 /** Ids or tokens per `IN (…)` list. */
 const IN_CHUNK = 1000;
+/**
+ * What tp-ws adds to TeamPass's events table: the event id (the dedup key) and
+ * the position a delivered event was fanned out at (`tpws_pos`, epoch number ×
+ * 2^32 + seq; BIGINT, as positions pass 2^32 from the first epoch on). NULL is
+ * allowed any number of times by a unique index: TeamPass's own rows have neither.
+ */
+const EVENT_COLUMNS = [
+  { column: 'event_uuid', type: 'VARCHAR(64)', index: 'idx_event_uuid' },
+  { column: 'tpws_pos', type: 'BIGINT', index: 'idx_tpws_pos' },
+] as const;
 
 type Queryable = Pick<Connection, 'query'>;
 
@@ -183,7 +198,7 @@ export class MysqlStore implements Store {
         await this.#q('migrate', `INSERT IGNORE INTO ${this.#t('tpws_migrations')} (name) VALUES (?)`, [file.name], conn);
         applied.push(file.name);
       }
-      await this.#ensureEventUuid(conn);
+      await this.#ensureEventColumns(conn);
       return { applied, mode: full ? 'full' : 'teampass' };
     } finally {
       conn.release();
@@ -226,40 +241,44 @@ export class MysqlStore implements Store {
   }
 
   /**
-   * The one change to a TeamPass table: a nullable `event_uuid` with a unique index,
-   * checked through information_schema so that it runs on MySQL 8 as on MariaDB.
+   * The changes to a TeamPass table (`EVENT_COLUMNS`): nullable columns, each
+   * with a unique index, checked through information_schema so that this runs
+   * on MySQL 8 as on MariaDB (`ADD COLUMN IF NOT EXISTS` is MariaDB-only).
    */
-  async #ensureEventUuid(conn: Queryable): Promise<void> {
+  async #ensureEventColumns(conn: Queryable): Promise<void> {
     const table = this.prefix + 'websocket_events';
-    const cols = await this.#q<{ n: number }[]>(
-      'migrate',
-      `SELECT COUNT(*) AS n FROM information_schema.COLUMNS
-       WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'event_uuid'`,
-      [table],
-      conn,
-    );
-    const step = async (sql: string) => {
+    const step = async (column: string, sql: string) => {
       try {
         await conn.query(sql);
       } catch (err) {
-        throw migrationError('mysql', 'event_uuid', scrub(err));
+        throw migrationError('mysql', column, scrub(err));
       }
     };
-    if (Number(cols[0]?.n) === 0) {
-      await step(`ALTER TABLE ${this.#t('websocket_events')} ADD COLUMN \`event_uuid\` VARCHAR(64) NULL DEFAULT NULL`);
-    }
-    const idx = await this.#q<{ non_unique: number }[]>(
-      'migrate',
-      `SELECT NON_UNIQUE AS non_unique FROM information_schema.STATISTICS
-       WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = 'idx_event_uuid'`,
-      [table],
-      conn,
-    );
-    if (idx.length === 0) {
-      await step(`ALTER TABLE ${this.#t('websocket_events')} ADD UNIQUE INDEX \`idx_event_uuid\` (\`event_uuid\`)`);
-    } else if (idx.some((r) => Number(r.non_unique) !== 0)) {
-      // Without uniqueness the journal would duplicate rows instead of marking them.
-      throw new TpWsError('TPWS_ERR_MIGRATION', `mysql migration: index idx_event_uuid on ${table} exists but is not UNIQUE`);
+    for (const { column, type, index } of EVENT_COLUMNS) {
+      const cols = await this.#q<{ n: number }[]>(
+        'migrate',
+        `SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?`,
+        [table, column],
+        conn,
+      );
+      if (Number(cols[0]?.n) === 0) {
+        await step(column, `ALTER TABLE ${this.#t('websocket_events')} ADD COLUMN \`${column}\` ${type} NULL DEFAULT NULL`);
+      }
+      const idx = await this.#q<{ non_unique: number }[]>(
+        'migrate',
+        `SELECT NON_UNIQUE AS non_unique FROM information_schema.STATISTICS
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?`,
+        [table, index],
+        conn,
+      );
+      if (idx.length === 0) {
+        await step(column, `ALTER TABLE ${this.#t('websocket_events')} ADD UNIQUE INDEX \`${index}\` (\`${column}\`)`);
+      } else if (idx.some((r) => Number(r.non_unique) !== 0)) {
+        // Without uniqueness the journal would duplicate rows instead of marking them,
+        // and two rows could claim one position.
+        throw new TpWsError('TPWS_ERR_MIGRATION', `mysql migration: index ${index} on ${table} exists but is not UNIQUE`);
+      }
     }
   }
 
@@ -476,17 +495,21 @@ export class MysqlStore implements Store {
   /** The INSERT of one journal batch. */
   #journalInsert(batch: readonly EventInsert[]): { sql: string; params: unknown[] } {
     const params: unknown[] = [];
-    for (const e of batch) params.push(e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e));
-    const row = `(?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, NOW())`;
+    for (const e of batch) {
+      params.push(e.eventUuid, e.eventType, e.targetType, e.targetId, e.payload, createdSeconds(e), insertPosition('journalEvents', e));
+    }
+    const row = `(?, ?, ?, ?, ?, COALESCE(FROM_UNIXTIME(?), CURRENT_TIMESTAMP), ?, ${PROCESSED.DELIVERED}, NOW())`;
     // A duplicate event_uuid is not inserted again. A row still pending (the emitter's
     // fallback insert) was delivered by the socket: mark it. processed_at is assigned
     // first because MySQL evaluates the SET list left to right on the updated row.
+    // A row keeps the position it has (the event was fanned out then), else takes this one.
     const sql = `INSERT INTO ${this.#t('websocket_events')}
-         (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
+         (event_uuid, event_type, target_type, target_id, payload, created_at, tpws_pos, processed, processed_at)
        VALUES ${batch.map(() => row).join(', ')}
        ON DUPLICATE KEY UPDATE
          processed_at = IF(processed = ${PROCESSED.PENDING}, NOW(), processed_at),
-         processed = IF(processed = ${PROCESSED.PENDING}, ${PROCESSED.DELIVERED}, processed)`;
+         processed = IF(processed = ${PROCESSED.PENDING}, ${PROCESSED.DELIVERED}, processed),
+         tpws_pos = COALESCE(tpws_pos, VALUES(tpws_pos))`;
     return { sql, params };
   }
 
@@ -534,14 +557,98 @@ export class MysqlStore implements Store {
     }
   }
 
+  async markDelivered(rows: readonly DeliveredRow[]): Promise<void> {
+    for (const chunk of chunks(rows, IN_CHUNK)) {
+      // One statement per chunk: each row's position by a CASE on its id. COALESCE keeps a
+      // position the row has (journaled after a socket delivery), as the journal does.
+      const ids = chunk.map((r) => positiveInt('markDelivered', 'row id', r.rowId));
+      const params: unknown[] = chunk.flatMap((r, i) => [ids[i], positiveInt('markDelivered', 'position', r.pos)]);
+      params.push(ids);
+      await this.#q(
+        'markDelivered',
+        `UPDATE ${this.#t('websocket_events')}
+         SET processed = ${PROCESSED.DELIVERED}, processed_at = NOW(),
+             tpws_pos = COALESCE(tpws_pos, CASE id ${chunk.map(() => 'WHEN ? THEN ?').join(' ')} END)
+         WHERE id IN (?)`,
+        params,
+      );
+    }
+  }
+
   async deleteOldEvents(hours: number): Promise<number> {
-    const res = await this.#q<ResultSetHeader>(
-      'deleteOldEvents',
-      `DELETE FROM ${this.#t('websocket_events')}
-       WHERE processed <> ${PROCESSED.PENDING} AND processed_at < DATE_SUB(NOW(), INTERVAL ? HOUR)`,
-      [hours],
+    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: deleteOldEvents after close()');
+    const t = this.#t('websocket_events');
+    const old = `processed <> ${PROCESSED.PENDING} AND processed_at < ?`;
+    let conn: PoolConnection | undefined;
+    try {
+      conn = await this.#pool.getConnection();
+      await conn.beginTransaction();
+      // NOW() is per statement: the cutoff is taken once, so the rows whose highest
+      // position raises the floor are exactly the rows deleted. FOR UPDATE locks them
+      // (the range the DELETE locks anyway): none gets a position before the DELETE.
+      const [cut] = await conn.query<RowDataPacket[]>({ sql: 'SELECT DATE_SUB(NOW(), INTERVAL ? HOUR) AS cutoff', values: [hours], timeout: QUERY_TIMEOUT_MS });
+      const cutoff = cut[0]?.cutoff as string;
+      const [top] = await conn.query<RowDataPacket[]>({ sql: `SELECT MAX(tpws_pos) AS top FROM ${t} WHERE ${old} FOR UPDATE`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
+      if (top[0]?.top != null) {
+        await conn.query({
+          sql: `INSERT INTO ${this.#t('tpws_state')} (name, value) VALUES ('${HISTORY_FLOOR}', ?)
+                ON DUPLICATE KEY UPDATE value = GREATEST(value, VALUES(value))`,
+          values: [Number(top[0].top)], timeout: QUERY_TIMEOUT_MS,
+        });
+      }
+      const [res] = await conn.query<ResultSetHeader>({ sql: `DELETE FROM ${t} WHERE ${old}`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
+      await conn.commit();
+      return res.affectedRows;
+    } catch (err) {
+      await conn?.rollback().catch(() => undefined);
+      throw this.#fail('deleteOldEvents', err);
+    } finally {
+      conn?.release();
+    }
+  }
+
+  async registerEpoch(epoch: string): Promise<number> {
+    const res = await this.#q<ResultSetHeader>('registerEpoch', `INSERT INTO ${this.#t('tpws_epochs')} (epoch) VALUES (?)`, [epoch]);
+    return Number(res.insertId);
+  }
+
+  async findEpoch(epoch: string): Promise<number | null> {
+    const rows = await this.#q<{ no: number | string }[]>('findEpoch', `SELECT epoch_no AS no FROM ${this.#t('tpws_epochs')} WHERE epoch = ?`, [epoch]);
+    return rows[0] === undefined ? null : Number(rows[0].no);
+  }
+
+  async epochName(epochNo: number): Promise<string | null> {
+    const rows = await this.#q<{ epoch: string }[]>('epochName', `SELECT epoch FROM ${this.#t('tpws_epochs')} WHERE epoch_no = ?`, [Math.trunc(epochNo)]);
+    return rows[0] === undefined ? null : rows[0].epoch;
+  }
+
+  async readHistory(afterPos: number, beforePos: number, limit: number): Promise<HistoryRow[]> {
+    if (!(limit >= 1)) return [];
+    // A range scan of idx_tpws_pos: a resume reads only the rows it replays.
+    const rows = await this.#q<HistorySqlRow[]>(
+      'readHistory',
+      `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
+       WHERE tpws_pos > ? AND tpws_pos < ? ORDER BY tpws_pos LIMIT ?`,
+      [Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)],
     );
-    return res.affectedRows;
+    return rows.map(toHistoryRow);
+  }
+
+  async readHistoryTail(limit: number): Promise<HistoryRow[]> {
+    if (!(limit >= 1)) return [];
+    // Read backwards from the end of idx_tpws_pos (NULLs sort first, so they are never reached).
+    const rows = await this.#q<HistorySqlRow[]>(
+      'readHistoryTail',
+      `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
+       WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
+      [Math.trunc(limit)],
+    );
+    return rows.map(toHistoryRow).reverse();
+  }
+
+  async historyFloor(): Promise<number> {
+    const rows = await this.#q<{ value: number | string }[]>('historyFloor', `SELECT value FROM ${this.#t('tpws_state')} WHERE name = '${HISTORY_FLOOR}'`);
+    return rows[0] === undefined ? 0 : Number(rows[0].value);
   }
 
   async deleteExpiredTokens(): Promise<number> {
@@ -675,6 +782,33 @@ function toEventRow(r: PendingRow): EventRow {
     payload: payloadText(r.payload),
     createdAt: Number(r.created) * 1000,
     readAt: Number(r.now_ts) * 1000,
+  };
+}
+
+/** What a resume needs of a delivered row; the payload as stored text (see `fetchPending`). */
+const HISTORY_COLUMNS =
+  'tpws_pos, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload, UNIX_TIMESTAMP(created_at) AS created';
+
+interface HistorySqlRow {
+  tpws_pos: number | string;
+  event_uuid: string | null;
+  event_type: string;
+  target_type: string;
+  target_id: number | string | null;
+  payload: unknown;
+  created: number | string;
+}
+
+function toHistoryRow(r: HistorySqlRow): HistoryRow {
+  return {
+    // A number: supportBigNumbers hands BIGINTs below 2^53 over as exact numbers.
+    pos: Number(r.tpws_pos),
+    eventUuid: r.event_uuid ?? null,
+    eventType: r.event_type,
+    targetType: r.target_type,
+    targetId: r.target_id === null ? null : Number(r.target_id),
+    payload: payloadText(r.payload),
+    createdAt: Number(r.created) * 1000,
   };
 }
 

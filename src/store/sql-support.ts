@@ -99,6 +99,24 @@ export function createdSeconds(e: EventInsert): number | null {
   return e.createdAt === undefined ? null : Math.floor(e.createdAt / 1000);
 }
 
+/** The `tpws_state` row holding the highest position retention deleted (`Store.historyFloor`). */
+export const HISTORY_FLOOR = 'history_floor';
+
+/**
+ * A row id or a delivery position as a SQL value: a positive safe integer.
+ * Checked, not truncated: a fraction or NaN here is a caller's bug, and a
+ * position written wrong would be replayed wrong.
+ */
+export function positiveInt(op: string, what: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new TpWsError('TPWS_ERR_INTERNAL', `${op}: ${what} ${String(v)} is not a positive safe integer`);
+  return v;
+}
+
+/** `EventInsert.pos` as a SQL value: null when absent, else a checked position. */
+export function insertPosition(op: string, e: EventInsert): number | null {
+  return e.pos == null ? null : positiveInt(op, 'position', e.pos);
+}
+
 /** A driver error's code (`SQLITE_BUSY`, `ECONNREFUSED`, `ER_NO_SUCH_TABLE`…), never its SQL or values. */
 export function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;

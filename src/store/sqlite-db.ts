@@ -17,8 +17,11 @@ import Database from 'better-sqlite3';
 import { phpInt } from '../int.js';
 import {
   createdSeconds,
+  HISTORY_FLOOR,
+  insertPosition,
   loadMigrations,
   migrationError,
+  positiveInt,
   releasedLocks,
   sortedUniqueInts,
   storeError,
@@ -29,8 +32,10 @@ import {
 } from './sql-support.js';
 import {
   PROCESSED,
+  type DeliveredRow,
   type EventInsert,
   type EventRow,
+  type HistoryRow,
   type LockHolder,
   type MigrateResult,
   type NewToken,
@@ -146,7 +151,27 @@ export class SqliteDb {
       }
       applied.push(file.name);
     }
+    this.#ensureEventColumns();
     return { applied, mode: 'full' };
+  }
+
+  /**
+   * The events table's `tpws_pos` (a delivered event's position, epoch number ×
+   * 2^32 + seq) with a unique index that allows any number of NULLs, added
+   * when `PRAGMA table_info` shows it missing: a file created by an earlier
+   * tp-ws has the table without it, and SQLite has no `ADD COLUMN IF NOT EXISTS`.
+   */
+  #ensureEventColumns(): void {
+    const table = `${this.#prefix}websocket_events`;
+    try {
+      this.#db.transaction(() => {
+        const cols = this.#db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all(table) as string[];
+        if (!cols.includes('tpws_pos')) this.#db.exec(`ALTER TABLE ${this.#t('websocket_events')} ADD COLUMN tpws_pos INTEGER NULL`);
+        this.#db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS "${table}_idx_tpws_pos" ON ${this.#t('websocket_events')} (tpws_pos)`);
+      })();
+    } catch (err) {
+      throw migrationError('sqlite', 'tpws_pos', err);
+    }
   }
 
   ping(): void {
@@ -315,16 +340,21 @@ export class SqliteDb {
       if (events.length === 0) return;
       // A row already holding this event_uuid is not duplicated. If it still waits in
       // the inbox (processed = 0, e.g. the emitter's fallback insert), the socket already
-      // delivered it: mark it delivered. Rejected/expired rows keep their status.
+      // delivered it: mark it delivered. Rejected/expired rows keep their status. A row
+      // keeps the position it has (the event was fanned out then), else takes this one.
       const stmt = this.#stmt(
         `INSERT INTO ${this.#t('websocket_events')}
-           (event_uuid, event_type, target_type, target_id, payload, created_at, processed, processed_at)
-         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ${PROCESSED.DELIVERED}, datetime('now'))
-         ON CONFLICT (event_uuid) DO UPDATE SET processed = ${PROCESSED.DELIVERED}, processed_at = datetime('now')
-         WHERE processed = ${PROCESSED.PENDING}`,
+           (event_uuid, event_type, target_type, target_id, payload, created_at, tpws_pos, processed, processed_at)
+         VALUES (?, ?, ?, ?, ?, coalesce(datetime(?, 'unixepoch'), CURRENT_TIMESTAMP), ?, ${PROCESSED.DELIVERED}, datetime('now'))
+         ON CONFLICT (event_uuid) DO UPDATE SET
+           processed = CASE WHEN processed = ${PROCESSED.PENDING} THEN ${PROCESSED.DELIVERED} ELSE processed END,
+           processed_at = CASE WHEN processed = ${PROCESSED.PENDING} THEN datetime('now') ELSE processed_at END,
+           tpws_pos = coalesce(tpws_pos, excluded.tpws_pos)
+         WHERE processed = ${PROCESSED.PENDING} OR (tpws_pos IS NULL AND excluded.tpws_pos IS NOT NULL)`,
       );
+      const rows = events.map((e) => [...insertParams(e), insertPosition('journalEvents', e)]);
       this.#db.transaction(() => {
-        for (const e of events) stmt.run(...insertParams(e));
+        for (const r of rows) stmt.run(...r);
       })();
     });
   }
@@ -394,6 +424,21 @@ export class SqliteDb {
     });
   }
 
+  /** One chunk of `Store.markDelivered`: one statement, each row's position joined by id. */
+  markDeliveredChunk(rows: readonly DeliveredRow[]): void {
+    this.#run('markDelivered', () => {
+      if (rows.length === 0) return;
+      const pairs = rows.map((r) => [positiveInt('markDelivered', 'row id', r.rowId), positiveInt('markDelivered', 'position', r.pos)]);
+      // coalesce keeps a position the row has (journaled after a socket delivery), as the journal does.
+      this.#stmt(
+        `UPDATE ${this.#t('websocket_events')}
+         SET processed = ${PROCESSED.DELIVERED}, processed_at = datetime('now'), tpws_pos = coalesce(tpws_pos, d.pos)
+         FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS pos FROM json_each(?)) AS d
+         WHERE ${this.#t('websocket_events')}.id = d.id`,
+      ).run(JSON.stringify(pairs));
+    });
+  }
+
   /** The database's `datetime('now', '-N hours')`: the retention cutoff, taken once for all chunks. */
   retentionCutoff(hours: number): string {
     return this.#run('deleteOldEvents', () =>
@@ -401,15 +446,31 @@ export class SqliteDb {
     );
   }
 
-  /** One chunk of `Store.deleteOldEvents`: at most `limit` processed rows older than `cutoff`; returns the count. */
+  /**
+   * One chunk of `Store.deleteOldEvents`: at most `limit` processed rows older
+   * than `cutoff`; returns the count. The history floor is raised to the
+   * highest position among exactly those rows, in the same transaction
+   * (IMMEDIATE: it reads, then writes, and must not lose its snapshot between).
+   */
   deleteOldEventsChunk(cutoff: string, limit: number): number {
-    return this.#run('deleteOldEvents', () => {
-      const t = this.#t('websocket_events');
-      return this.#stmt(
-        `DELETE FROM ${t} WHERE id IN
-           (SELECT id FROM ${t} WHERE processed <> ${PROCESSED.PENDING} AND processed_at < ? LIMIT ?)`,
-      ).run(cutoff, limit).changes;
-    });
+    return this.#run('deleteOldEvents', () =>
+      this.#db.transaction((): number => {
+        const t = this.#t('websocket_events');
+        const rows = this.#stmt(
+          `SELECT id, tpws_pos FROM ${t} WHERE processed <> ${PROCESSED.PENDING} AND processed_at < ? LIMIT ?`,
+        ).all(cutoff, limit) as { id: number; tpws_pos: number | null }[];
+        if (rows.length === 0) return 0;
+        let top: number | null = null;
+        for (const r of rows) if (r.tpws_pos !== null && (top === null || r.tpws_pos > top)) top = r.tpws_pos;
+        if (top !== null) {
+          this.#stmt(
+            `INSERT INTO ${this.#t('tpws_state')} (name, value) VALUES ('${HISTORY_FLOOR}', ?)
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`,
+          ).run(top);
+        }
+        return this.#stmt(`DELETE FROM ${t} WHERE id IN (SELECT value FROM json_each(?))`).run(JSON.stringify(rows.map((r) => r.id))).changes;
+      }).immediate(),
+    );
   }
 
   /** One chunk of `Store.deleteExpiredTokens`: at most `limit` expired tokens; returns the count. */
@@ -419,6 +480,55 @@ export class SqliteDb {
       return this.#stmt(
         `DELETE FROM ${t} WHERE id IN (SELECT id FROM ${t} WHERE expires_at < datetime('now') LIMIT ?)`,
       ).run(limit).changes;
+    });
+  }
+
+  registerEpoch(epoch: string): number {
+    return this.#run('registerEpoch', () =>
+      Number(this.#stmt(`INSERT INTO ${this.#t('tpws_epochs')} (epoch) VALUES (?)`).run(epoch).lastInsertRowid),
+    );
+  }
+
+  findEpoch(epoch: string): number | null {
+    return this.#run('findEpoch', () => {
+      const no = this.#stmt(`SELECT epoch_no FROM ${this.#t('tpws_epochs')} WHERE epoch = ?`).pluck().get(epoch) as number | undefined;
+      return no === undefined ? null : Number(no);
+    });
+  }
+
+  epochName(epochNo: number): string | null {
+    return this.#run('epochName', () =>
+      (this.#stmt(`SELECT epoch FROM ${this.#t('tpws_epochs')} WHERE epoch_no = ?`).pluck().get(Math.trunc(epochNo)) as string | undefined) ?? null,
+    );
+  }
+
+  readHistory(afterPos: number, beforePos: number, limit: number): HistoryRow[] {
+    return this.#run('readHistory', () => {
+      if (!(limit >= 1)) return [];
+      // A range of the tpws_pos index: a resume reads only the rows it replays.
+      const rows = this.#stmt(
+        `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
+         WHERE tpws_pos > ? AND tpws_pos < ? ORDER BY tpws_pos LIMIT ?`,
+      ).all(Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)) as HistorySqlRow[];
+      return rows.map(toHistoryRow);
+    });
+  }
+
+  readHistoryTail(limit: number): HistoryRow[] {
+    return this.#run('readHistoryTail', () => {
+      if (!(limit >= 1)) return [];
+      const rows = this.#stmt(
+        `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
+         WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
+      ).all(Math.trunc(limit)) as HistorySqlRow[];
+      return rows.map(toHistoryRow).reverse();
+    });
+  }
+
+  historyFloor(): number {
+    return this.#run('historyFloor', () => {
+      const v = this.#stmt(`SELECT value FROM ${this.#t('tpws_state')} WHERE name = '${HISTORY_FLOOR}'`).pluck().get() as number | undefined;
+      return v === undefined ? 0 : Number(v);
     });
   }
 
@@ -499,6 +609,31 @@ function toEventRow(r: PendingRow): EventRow {
     payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
     createdAt: r.created_ms,
     readAt: r.now_ms,
+  };
+}
+
+/** What a resume needs of a delivered row. */
+const HISTORY_COLUMNS = `tpws_pos, event_uuid, event_type, target_type, target_id, payload, ${epochMs('created_at')} AS created_ms`;
+
+interface HistorySqlRow {
+  tpws_pos: number;
+  event_uuid: string | null;
+  event_type: string;
+  target_type: string;
+  target_id: number | null;
+  payload: string;
+  created_ms: number;
+}
+
+function toHistoryRow(r: HistorySqlRow): HistoryRow {
+  return {
+    pos: r.tpws_pos,
+    eventUuid: r.event_uuid,
+    eventType: r.event_type,
+    targetType: r.target_type,
+    targetId: r.target_id === null ? null : Number(r.target_id),
+    payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
+    createdAt: r.created_ms,
   };
 }
 

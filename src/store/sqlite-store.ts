@@ -15,8 +15,10 @@ import { TpWsError } from '../errors.js';
 import { errorCode } from './sql-support.js';
 import type { SqliteOp, SqliteOpArgs, SqliteOpResult, SqliteReply, SqliteRequest, SqliteWorkerInit, WireError } from './sqlite-worker.js';
 import type {
+  DeliveredRow,
   EventInsert,
   EventRow,
+  HistoryRow,
   LockHolder,
   MigrateResult,
   NewToken,
@@ -61,8 +63,8 @@ interface Call {
  *
  * Every call is one message to the thread and one back. The thread runs
  * calls in the order they were made; bulk calls (`extendTokens`,
- * `markProcessed`, retention deletes) run 1,000 rows per statement and let
- * calls made meanwhile run between their chunks. A write waiting for the file's
+ * `markProcessed`, `markDelivered`, retention deletes) run 1,000 rows per
+ * statement and let calls made meanwhile run between their chunks. A write waiting for the file's
  * lock holds up the calls behind it (one connection), but not this thread.
  *
  * Opening the file happens in the thread: the constructor never throws, and a
@@ -244,8 +246,36 @@ export class SqliteStore implements Store {
     return this.#call('markProcessed', rowIds, status);
   }
 
+  markDelivered(rows: readonly DeliveredRow[]): Promise<void> {
+    return this.#call('markDelivered', rows);
+  }
+
   deleteOldEvents(hours: number): Promise<number> {
     return this.#call('deleteOldEvents', hours);
+  }
+
+  registerEpoch(epoch: string): Promise<number> {
+    return this.#call('registerEpoch', epoch);
+  }
+
+  findEpoch(epoch: string): Promise<number | null> {
+    return this.#call('findEpoch', epoch);
+  }
+
+  epochName(epochNo: number): Promise<string | null> {
+    return this.#call('epochName', epochNo);
+  }
+
+  readHistory(afterPos: number, beforePos: number, limit: number): Promise<HistoryRow[]> {
+    return this.#call('readHistory', afterPos, beforePos, limit);
+  }
+
+  readHistoryTail(limit: number): Promise<HistoryRow[]> {
+    return this.#call('readHistoryTail', limit);
+  }
+
+  historyFloor(): Promise<number> {
+    return this.#call('historyFloor');
   }
 
   deleteExpiredTokens(): Promise<number> {

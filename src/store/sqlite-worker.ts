@@ -21,7 +21,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TpWsError, type TpWsErrorCode } from '../errors.js';
 import { SqliteDb, type SqliteDbOptions } from './sqlite-db.js';
 import { storeError } from './sql-support.js';
-import type { EventInsert, NewToken, ReplayFilter } from './store.js';
+import type { DeliveredRow, EventInsert, NewToken, ReplayFilter } from './store.js';
 
 /** `workerData` of the thread. */
 export type SqliteWorkerInit = SqliteDbOptions;
@@ -147,11 +147,18 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>, walPath: strin
     insertPendingEvent: (event: EventInsert) => db.insertPendingEvent(event),
     fetchPending: (limit: number, afterId?: number) => db.fetchPending(limit, afterId),
     markProcessed: (rowIds: readonly number[], status: number) => inChunks(rowIds, (c) => db.markProcessedChunk(c, status)),
+    markDelivered: (rows: readonly DeliveredRow[]) => inChunks(rows, (c) => db.markDeliveredChunk(c)),
     deleteOldEvents: (hours: number) => {
       const cutoff = db.retentionCutoff(hours);
       return deleteInChunks(() => db.deleteOldEventsChunk(cutoff, CHUNK));
     },
     deleteExpiredTokens: () => deleteInChunks(() => db.deleteExpiredTokensChunk(CHUNK)),
+    registerEpoch: (epoch: string) => db.registerEpoch(epoch),
+    findEpoch: (epoch: string) => db.findEpoch(epoch),
+    epochName: (epochNo: number) => db.epochName(epochNo),
+    readHistory: (afterPos: number, beforePos: number, limit: number) => db.readHistory(afterPos, beforePos, limit),
+    readHistoryTail: (limit: number) => db.readHistoryTail(limit),
+    historyFloor: () => db.historyFloor(),
     countReplayEvents: (filter: ReplayFilter) => db.countReplayEvents(filter),
     selectReplayEvents: (filter: ReplayFilter, afterId: number, throughId: number, limit: number) => db.selectReplayEvents(filter, afterId, throughId, limit),
     waitForPending: (intervalMs: number, maxWaitMs: number) => waits.wait(intervalMs, maxWaitMs),
