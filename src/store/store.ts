@@ -84,6 +84,32 @@ export interface EventInsert {
   payload: string;
   /** epoch ms; the database default (now) when absent. */
   createdAt?: number;
+  /**
+   * The event's delivery position (`tpws_pos`, src/pipeline/position.ts), or
+   * null/absent for an event not fanned out (a duplicate). A row that holds a
+   * position already keeps it.
+   */
+  pos?: number | null;
+}
+
+/** A delivered row read back for a resume (docs/protocol.md §Resume): its position and what the `event` message needs. */
+export interface HistoryRow {
+  /** `tpws_pos`: epoch number × 2^32 + seq. */
+  pos: number;
+  eventUuid: string | null;
+  eventType: string;
+  targetType: string;
+  targetId: number | null;
+  /** Payload JSON text as stored. */
+  payload: string;
+  /** epoch ms (second resolution). */
+  createdAt: number;
+}
+
+/** A poller row fanned out at `pos` (`Store.markDelivered`). */
+export interface DeliveredRow {
+  rowId: number;
+  pos: number;
 }
 
 /** A target `tp-ws replay` selects: one user's or one folder's events, or every `kb` / `broadcast` event. */
@@ -221,10 +247,41 @@ export interface Store {
    * a lower id is still found.
    */
   fetchPending(limit: number, afterId?: number): Promise<EventRow[]>;
-  /** Set `processed = status, processed_at = now` on these row ids. */
+  /** Set `processed = status, processed_at = now` on these row ids (a position already set is kept). */
   markProcessed(rowIds: readonly number[], status: number): Promise<void>;
-  /** Delete processed (non-zero) rows whose processed_at is older than `hours`; returns the count. */
+  /**
+   * Set `processed = 1, processed_at = now` and `tpws_pos` on rows the poller
+   * fanned out; a row that holds a position already (delivered earlier
+   * through the socket and journaled) keeps it.
+   */
+  markDelivered(rows: readonly DeliveredRow[]): Promise<void>;
+  /**
+   * Delete processed (non-zero) rows whose processed_at is older than `hours`;
+   * returns the count. Before deleting, raises the history floor
+   * (`historyFloor`) to the highest position among the rows deleted, in the
+   * same transaction, so a resume never replays across a pruned hole.
+   */
   deleteOldEvents(hours: number): Promise<number>;
+
+  // --- delivery history (docs/protocol.md §Resume) ------------------------------
+  /**
+   * Record a new epoch (one per daemon start) in `tpws_epochs`; returns its
+   * number, greater than every number given before on this database.
+   */
+  registerEpoch(epoch: string): Promise<number>;
+  /** The number of a recorded epoch, or null when this database never saw it. */
+  findEpoch(epoch: string): Promise<number | null>;
+  /** The epoch id (uuid) of a recorded epoch number, or null. */
+  epochName(epochNo: number): Promise<string | null>;
+  /**
+   * Rows with `afterPos < tpws_pos < beforePos`, ascending position, at most
+   * `limit`, whatever their `processed` status.
+   */
+  readHistory(afterPos: number, beforePos: number, limit: number): Promise<HistoryRow[]>;
+  /** The `limit` rows with the highest positions, in ascending position (the ring is filled from them at start). */
+  readHistoryTail(limit: number): Promise<HistoryRow[]>;
+  /** The highest position retention has deleted (0 when none): history below it is incomplete. */
+  historyFloor(): Promise<number>;
   /** Delete expired tokens; returns the count. */
   deleteExpiredTokens(): Promise<number>;
 
