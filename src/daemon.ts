@@ -19,6 +19,7 @@ import { Presence } from './fanout/presence.js';
 import { Gateway } from './gateway/gateway.js';
 import { createLogger, type Logger, type NotableLine } from './log.js';
 import { Deduper } from './pipeline/dedup.js';
+import { History } from './pipeline/history.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { Intake } from './pipeline/intake.js';
 import { Journal } from './pipeline/journal.js';
@@ -101,6 +102,7 @@ export class Daemon {
   private readonly loggers: Logger[] = [];
   private configSource: ConfigSource;
   readonly pipeline: Pipeline;
+  readonly history: History;
   readonly reactions: EventReactions;
   readonly locks: LockReleaser;
   readonly store: Store;
@@ -141,7 +143,10 @@ export class Daemon {
     });
     onNotable = (line) => this.status.logged(line);
     this.metrics = new Metrics(this.metricsSources());
-    this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), uuidv7(), {
+    this.history = new History(uuidv7(), this.store, {
+      ringSize: config.resume.ringSize, ringMaxAgeMs: config.resume.ringMaxAgeSec * 1000, maxEvents: config.resume.maxEvents,
+    });
+    this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), this.history, {
       observers: [this.reactions, this.metrics, this.status],
       onCanary: (id) => this.readiness.canaryArrived(id),
       onFanout: (ms) => this.metrics.fannedOut(ms),
@@ -190,7 +195,7 @@ export class Daemon {
     });
     this.gateway = new Gateway({
       config, hub: this.hub, store: this.store, authenticators, reconnectTokens: this.reconnectTokens,
-      presence: this.presence, departures: this.locks,
+      presence: this.presence, departures: this.locks, history: this.history,
       log: this.child('gateway'),
     });
   }
@@ -243,6 +248,9 @@ export class Daemon {
         return { rechecks: r.accessRechecks, subscriptionsRevoked: r.subscriptionsRevoked, failures: r.recheckFailures };
       },
       sessionExpiryCloses: () => this.reactions.counters.sessionExpiryCloses,
+      resumes: () => this.gateway.resumes,
+      resumeReplayed: () => this.gateway.counters.resumeReplayed,
+      historyRing: () => this.history.size,
       ready: () => this.readiness.last.ready,
     };
   }
@@ -341,6 +349,8 @@ export class Daemon {
     const cfg = this.config;
     this.migration = await this.store.migrate();
     if (this.migration.applied.length > 0) this.log.info({ applied: this.migration.applied, mode: this.migration.mode }, 'schema migrated');
+    // Before the listener: the first reconnects after a restart resume from the ring.
+    await this.history.start();
     if (this.jwtKey?.source === 'development') {
       this.log.warn({ path: this.jwtKey.path }, 'using a development JWT secret from the state directory; set auth.jwt.secret or auth.jwt.publicKeyFile in production');
     }
@@ -375,7 +385,7 @@ export class Daemon {
       admin = await this.admin.listen(cfg.admin.host, cfg.admin.port);
     }
     this.addresses = { ws, admin };
-    this.log.info({ host: ws.address, port: ws.port, admin_port: admin?.port ?? null, socket: this.ingest?.path ?? null, store: this.store.kind, epoch: this.pipeline.epoch }, 'tp-ws started');
+    this.log.info({ host: ws.address, port: ws.port, admin_port: admin?.port ?? null, socket: this.ingest?.path ?? null, store: this.store.kind, epoch: this.pipeline.epoch, epoch_no: this.history.epochNo, history_ring: this.history.size }, 'tp-ws started');
   }
 
   /**

@@ -38,6 +38,12 @@ export interface MetricsSources {
   lockReleases(): { releases: number; locksReleased: number; cancelled: number; failures: number };
   accessRechecks(): { rechecks: number; subscriptionsRevoked: number; failures: number };
   sessionExpiryCloses(): number;
+  /** Client resumes answered, by outcome (`recovered`, or why not). */
+  resumes(): ReadonlyMap<string, number>;
+  /** Events sent again by resumes. */
+  resumeReplayed(): number;
+  /** Events held in the resume ring. */
+  historyRing(): number;
   ready(): boolean;
 }
 
@@ -109,6 +115,9 @@ export class Metrics implements DeliveryObserver {
       return [['done', a.rechecks], ['subscriptions_revoked', a.subscriptionsRevoked], ['failed', a.failures]];
     });
     total('tpws_session_expiry_closes_total', 'Connections closed by session_expired (4001).', () => s.sessionExpiryCloses());
+    totals('tpws_resumes_total', 'Client resumes answered, by outcome: recovered, or why not (unknown_epoch, gap, too_many, store_unavailable).', 'outcome', () => [...s.resumes()]);
+    total('tpws_resume_replayed_events_total', 'Events sent again to clients by resumes.', () => s.resumeReplayed());
+    gauge('tpws_history_ring_events', 'Recent events held in memory for resumes (resume.ringSize).', () => s.historyRing());
     gauge('tpws_ready', '1 when the last readiness check passed.', () => (s.ready() ? 1 : 0));
 
     this.latency = new Histogram({

@@ -92,6 +92,7 @@ export interface Config {
   };
   dedup: { windowSize: number; windowSec: number };
   journal: { batchSize: number; flushMs: number; maxQueue: number };
+  resume: { ringSize: number; ringMaxAgeSec: number; maxEvents: number };
   poller: {
     enabled: boolean;
     intervalMs: number;
@@ -208,6 +209,9 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'journal.batchSize', env: 'TPWS_JOURNAL_BATCH_SIZE', type: 'int', min: 1, max: 10_000, default: 500, doc: 'Socket events written to the events table per INSERT.' },
   { key: 'journal.flushMs', env: 'TPWS_JOURNAL_FLUSH_MS', type: 'int', min: 0, max: 60_000, default: 0, doc: 'Extra wait to gather socket events into one INSERT when the journal is idle (0: write at once; a busy journal batches by itself).' },
   { key: 'journal.maxQueue', env: 'TPWS_JOURNAL_MAX_QUEUE', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Socket events kept in memory while the store is down; past it the oldest are dropped from the history (they were delivered).' },
+  { key: 'resume.ringSize', env: 'TPWS_RESUME_RING_SIZE', type: 'int', min: 0, max: 1_000_000, default: 10_000, doc: 'Recent events kept in memory to answer a client\'s `resume` (docs/protocol.md §Resume); older ones are read from the events table. 0 reads every resume from the table.' },
+  { key: 'resume.ringMaxAgeSec', env: 'TPWS_RESUME_RING_MAX_AGE_SEC', type: 'int', min: 1, max: 86_400, default: 600, doc: 'Events older than this leave the in-memory ring (they stay in the events table for `retention.hours`).' },
+  { key: 'resume.maxEvents', env: 'TPWS_RESUME_MAX_EVENTS', type: 'int', min: 1, max: 1_000_000, default: 10_000, doc: 'Most events one `resume` may scan (every channel\'s, not only the client\'s); a longer gap is answered `recovered: false`, and the client reloads its state.' },
   { key: 'poller.enabled', env: 'TPWS_POLLER_ENABLED', type: 'bool', default: true, doc: 'Poll the events table for rows with `processed = 0`.' },
   { key: 'poller.intervalMs', env: 'TPWS_POLLER_INTERVAL_MS', type: 'int', min: 10, max: 600_000, default: 100, doc: 'Poll interval after a batch that found rows but was not full (a full batch polls again at once).' },
   { key: 'poller.idleIntervalMs', env: 'TPWS_POLLER_IDLE_INTERVAL_MS', type: 'int', min: 10, max: 600_000, default: 250, doc: 'Poll interval while the table has nothing to deliver (TeamPass polled every 500 ms, in a transaction).' },

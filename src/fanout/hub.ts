@@ -1,5 +1,4 @@
 import type { TargetType } from '../event.js';
-import { textFrame } from './frame.js';
 import type { Session } from './session.js';
 
 /** What the hub needs of an event to route it. */
@@ -97,14 +96,13 @@ export class Hub {
 
   /**
    * Send one message to every recipient of the event, exclusions applied;
-   * returns how many accepted it. `encode` (the message's JSON text) runs
-   * once, at the first recipient (never for an event nobody receives), and
-   * every recipient gets the same WebSocket frame, queued for the end of
-   * the turn (src/fanout/flush-queue.ts). Walks the live subscriber sets
-   * directly: no per-event list, which for a broadcast would be one array
-   * entry per connected socket.
+   * returns how many accepted it. Every recipient gets the same WebSocket
+   * `frame` (src/fanout/frame.ts), queued for the end of the turn
+   * (src/fanout/flush-queue.ts). Walks the live subscriber sets directly: no
+   * per-event list, which for a broadcast would be one array entry per
+   * connected socket.
    */
-  deliver(event: RoutedEvent, encode: () => string): number {
+  deliver(event: RoutedEvent, frame: Buffer): number {
     let pool: Iterable<Session>;
     switch (event.targetType) {
       case 'user':
@@ -124,10 +122,8 @@ export class Hub {
     const exclude = event.targetType === 'user' ? null : event.excludeUserId;
     const folderId = event.targetType === 'folder' ? event.targetId : null;
     let sent = 0;
-    let frame: Buffer | null = null;
     for (const s of pool) {
       if (s.userId === exclude) continue;
-      frame ??= textFrame(encode());
       if (s.sendFrame(frame, folderId)) sent++;
     }
     return sent;
@@ -142,3 +138,21 @@ export class Hub {
 }
 
 const EMPTY: ReadonlySet<Session> = new Set();
+
+/**
+ * Whether `session` gets this event now (a resume's replay): the routing
+ * of `deliver`, with the session's current user, subscriptions and access.
+ */
+export function entitled(session: Session, event: RoutedEvent, canReadFolder: (folderId: number) => boolean): boolean {
+  switch (event.targetType) {
+    case 'user':
+      return event.targetId === session.userId;
+    case 'folder':
+      if (event.excludeUserId === session.userId) return false;
+      return event.targetId !== null && session.folders.has(event.targetId) && canReadFolder(event.targetId);
+    case 'kb':
+      return event.excludeUserId !== session.userId && session.kb;
+    case 'broadcast':
+      return event.excludeUserId !== session.userId;
+  }
+}

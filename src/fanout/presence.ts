@@ -1,4 +1,5 @@
 import { presenceEventMessage } from '../protocol/messages.js';
+import { textFrame } from './frame.js';
 import type { Hub } from './hub.js';
 import type { Session } from './session.js';
 
@@ -158,13 +159,13 @@ export class Presence {
   private notifyItem(itemId: number, folderId: number): void {
     const nowMs = this.now();
     const data = { item_id: itemId, folder_id: folderId, viewers: this.itemViewers(itemId, folderId), server_timestamp: Math.floor(nowMs / 1000) };
-    this.hub.deliver({ targetType: 'folder', targetId: folderId, excludeUserId: null }, () => JSON.stringify(presenceEventMessage('item_viewers_changed', data, nowMs)));
+    this.hub.deliver({ targetType: 'folder', targetId: folderId, excludeUserId: null }, textFrame(JSON.stringify(presenceEventMessage('item_viewers_changed', data, nowMs))));
   }
 
   private notifyKb(kbId: number): void {
     const nowMs = this.now();
     const data = { kb_id: kbId, viewers: this.kbViewers(kbId), server_timestamp: Math.floor(nowMs / 1000) };
-    this.hub.deliver({ targetType: 'kb', targetId: null, excludeUserId: null }, () => JSON.stringify(presenceEventMessage('kb_viewers_changed', data, nowMs)));
+    this.hub.deliver({ targetType: 'kb', targetId: null, excludeUserId: null }, textFrame(JSON.stringify(presenceEventMessage('kb_viewers_changed', data, nowMs))));
   }
 }
 

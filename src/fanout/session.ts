@@ -53,9 +53,11 @@ export class Session {
   /** Epoch ms of the last client ping/pong (JSON action or RFC 6455 frame). */
   lastSeen: number;
   closed = false;
-  /** Frames kept back while the user's access is re-read (`hold()`), with the folder of folder events. */
+  /** Frames kept back while the user's access is re-read or a resume is answered (`hold()`), with the folder of folder events. */
   private held: { frame: Buffer; folderId: number | null }[] | null = null;
   private heldBytes = 0;
+  /** Holds not yet released: an access re-check and a resume may overlap. */
+  private holds = 0;
   /** Frames not yet handed to the socket, from `queueHead` on; null when none (the idle state costs nothing). */
   private queue: Buffer[] | null = null;
   private queueHead = 0;
@@ -118,6 +120,29 @@ export class Session {
       this.held.push({ frame, folderId });
       return true;
     }
+    this.enqueue(frame);
+    return true;
+  }
+
+  /**
+   * Queue frames ahead of the held ones (a resume's reply and replay, which
+   * come before the live events kept back while it was answered). Counted
+   * by the slow-consumer rule like any other frame; false when the socket
+   * was closed for it.
+   */
+  sendAhead(frames: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    for (const frame of frames) {
+      if (this.bufferedBytes + frame.length > this.maxBufferedBytes) {
+        this.close(CloseCode.SLOW_CONSUMER);
+        return false;
+      }
+      this.enqueue(frame);
+    }
+    return true;
+  }
+
+  private enqueue(frame: Buffer): void {
     this.queuedBytes += frame.length;
     if (this.queue === null) {
       this.queue = [frame];
@@ -126,7 +151,6 @@ export class Session {
       // Already registered, or waiting for 'drain' (which flushes it).
       this.queue.push(frame);
     }
-    return true;
   }
 
   /**
@@ -183,21 +207,32 @@ export class Session {
   }
 
   /**
-   * Keep back every message from now on, in order, until `release`: the
-   * user's folder access is being read again, and an event already queued
-   * behind the change must not reach a folder they just lost.
+   * Keep back every message from now on, in order, until the matching
+   * `release`: the user's folder access is being read again, and an event
+   * already queued behind the change must not reach a folder they just lost;
+   * or a resume is being answered, and live events wait for its replay.
    */
   hold(): void {
+    this.holds++;
     this.held ??= [];
   }
 
-  /** Send what was held, in order, except folder events for a folder `allowed` now refuses. */
+  /**
+   * End one `hold`: folder events for a folder `allowed` now refuses are
+   * dropped; once no hold is left, what was held is sent, in order.
+   */
   release(allowed: (folderId: number) => boolean): void {
     const held = this.held;
+    if (held === null || this.holds === 0) return;
+    const kept = held.filter((m) => m.folderId === null || allowed(m.folderId));
+    if (--this.holds > 0) {
+      this.held = kept;
+      this.heldBytes = kept.reduce((n, m) => n + m.frame.length, 0);
+      return;
+    }
     this.held = null;
     this.heldBytes = 0;
-    if (held === null) return;
-    for (const m of held) if (m.folderId === null || allowed(m.folderId)) this.sendFrame(m.frame);
+    for (const m of kept) this.sendFrame(m.frame);
   }
 
   /**
@@ -213,6 +248,7 @@ export class Session {
     this.closed = true;
     this.held = null;
     this.heldBytes = 0;
+    this.holds = 0;
     this.closeCounts?.set(code, (this.closeCounts.get(code) ?? 0) + 1);
     this.ws.close(code, reason);
     const timer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);

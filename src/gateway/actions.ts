@@ -3,9 +3,11 @@ import type { Presence } from '../fanout/presence.js';
 import type { Session } from '../fanout/session.js';
 import { sessionLogger, type Logger } from '../log.js';
 import type { LockHolder, Store } from '../store/store.js';
+import type { History, NotRecovered } from '../pipeline/history.js';
 import { displayName } from '../auth/authenticator.js';
 import { phpInt } from '../int.js';
 import { ErrorCode, Msg, pongMessage, requestError, responseMessage, type RequestId } from '../protocol/messages.js';
+import { resume } from './resume.js';
 
 /** Most folders one socket may subscribe to at once (a limit on what a client controls). */
 export const MAX_FOLDER_SUBSCRIPTIONS = 1000;
@@ -17,7 +19,16 @@ export interface ActionContext {
   readonly log: Logger;
   readonly editionLockTimeoutSec: number;
   readonly kbLockTimeoutSec: number;
+  /** Positions and recent events, for `resume`. */
+  readonly history: History;
+  /** The socket's byte budget (`limits.maxBufferedBytes`): a resume's replay may use half of it. */
+  readonly maxBufferedBytes: number;
+  /** Told the outcome of every resume answered, and how many events it replayed. */
+  resumed(outcome: ResumeOutcome, replayed: number): void;
 }
+
+/** What a resume did, for metrics: `recovered`, or why not. */
+export type ResumeOutcome = 'recovered' | NotRecovered;
 
 /** A validated client message: `action` known, `request_id` a string or null. */
 export interface ClientMessage {
@@ -87,6 +98,8 @@ export async function handleAction(ctx: ActionContext, session: Session, msg: Cl
       return startKbView(ctx, session, msg);
     case 'stop_kb_view':
       return stopKbView(ctx, session, msg);
+    case 'resume':
+      return resume(ctx, session, msg);
     default:
       return requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action), rid);
   }
@@ -252,7 +265,7 @@ function unsubscribe(ctx: ActionContext, session: Session, msg: ClientMessage): 
 }
 
 /** TeamPass's canAccessKnowledgeBase: admins refused, others need misc `enable_kb` = 1 (docs/protocol.md §subscribe). */
-async function canAccessKb(ctx: ActionContext, session: Session): Promise<boolean> {
+export async function canAccessKb(ctx: ActionContext, session: Session): Promise<boolean> {
   if (session.identity.isAdmin) return false;
   try {
     const v = await ctx.store.getMisc('enable_kb');

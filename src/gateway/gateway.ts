@@ -16,7 +16,9 @@ import { sessionLogger, type Logger } from '../log.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ACTIONS, ErrorCode, Msg, connectedMessage, connectionError, pingMessage, requestError } from '../protocol/messages.js';
 import type { Store } from '../store/store.js';
-import { handleAction, type ActionContext, type ClientMessage } from './actions.js';
+import { handleAction, type ActionContext, type ClientMessage, type ResumeOutcome } from './actions.js';
+import type { History } from '../pipeline/history.js';
+import { serveClientFile } from './client-files.js';
 import { clientAddress, countsAuthFailures } from './client-ip.js';
 import { AuthFailureLimiter, SlidingLog } from './rate-limit.js';
 
@@ -38,6 +40,8 @@ export interface GatewayOptions {
   presence: Presence;
   /** Told when a user's first socket opens and their last one closes (edit-lock release). */
   departures: Departures;
+  /** The daemon's positions and recent events (`connected`, `ping`, `resume`). */
+  history: History;
 }
 
 /** What the gateway tells about users coming and going (src/teampass/lock-release.ts). */
@@ -59,6 +63,8 @@ export interface GatewayCounters {
   unforwardedConnections: number;
   /** Authentications refused because the store could not answer (not the client's fault). */
   authStoreDown: number;
+  /** Events sent again by `resume` replays. */
+  resumeReplayed: number;
 }
 
 /** One WebSocket upgrade as `/upgrades` shows it (doctor's proxy check): where it came from, never its token. */
@@ -147,10 +153,12 @@ interface RawFrame {
 export class Gateway {
   readonly counters: GatewayCounters = {
     connectionsOpened: 0, authFailures: 0, authRateLimited: 0, maxConnectionsRefused: 0,
-    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0, unforwardedConnections: 0, authStoreDown: 0,
+    messagesReceived: 0, messagesRejected: 0, heartbeatTimeouts: 0, tokenExpiryCloses: 0, unforwardedConnections: 0, authStoreDown: 0, resumeReplayed: 0,
   };
   /** Closes by the daemon, by close code (every session shares it). */
   readonly closes = new Map<number, number>();
+  /** Resumes answered, by outcome (`recovered`, or why not). */
+  readonly resumes = new Map<ResumeOutcome, number>((['recovered', 'unknown_epoch', 'gap', 'too_many', 'store_unavailable'] as const).map((o) => [o, 0]));
   /** The last upgrades, oldest first. */
   readonly upgrades: UpgradeRecord[] = [];
 
@@ -188,8 +196,16 @@ export class Gateway {
       hub: o.hub, presence: o.presence, store: o.store, log: o.log,
       editionLockTimeoutSec: this.cfg.teampass.editionLockTimeoutSec,
       kbLockTimeoutSec: this.cfg.teampass.kbLockTimeoutSec,
+      history: o.history,
+      maxBufferedBytes: this.cfg.limits.maxBufferedBytes,
+      resumed: (outcome, replayed) => {
+        this.resumes.set(outcome, (this.resumes.get(outcome) ?? 0) + 1);
+        this.counters.resumeReplayed += replayed;
+      },
     };
-    this.server = createServer((_req, res) => {
+    this.server = createServer((req, res) => {
+      // The browser client is served here too, on the path the proxy already forwards (docs/client.md).
+      if (serveClientFile(req, res)) return;
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
       res.end('tp-ws: WebSocket endpoint; connect with a WebSocket client\n');
     });
@@ -321,7 +337,9 @@ export class Gateway {
       this.authLimiter = new AuthFailureLimiter(l.authFailuresPerIp, l.authFailureWindowSec * 1000);
     }
     this.trusted = new Set(cfg.server.trustedProxies);
-    this.actions = { ...this.actions, editionLockTimeoutSec: cfg.teampass.editionLockTimeoutSec, kbLockTimeoutSec: cfg.teampass.kbLockTimeoutSec };
+    this.actions = {
+      ...this.actions, editionLockTimeoutSec: cfg.teampass.editionLockTimeoutSec, kbLockTimeoutSec: cfg.teampass.kbLockTimeoutSec, maxBufferedBytes: cfg.limits.maxBufferedBytes,
+    };
     if (cfg.heartbeat.pingIntervalSec !== old.heartbeat.pingIntervalSec && this.heartbeatTimer !== null) {
       clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), cfg.heartbeat.pingIntervalSec * 1000);
@@ -391,6 +409,8 @@ export class Gateway {
       serverTime: Math.floor(Date.now() / 1000),
       pingInterval: this.cfg.heartbeat.pingIntervalSec,
       reconnectToken: identity.reconnectToken,
+      epoch: this.o.history.epoch,
+      seq: this.o.history.seq,
     }));
     const held = conn.pending ?? [];
     conn.pending = null;
@@ -562,7 +582,7 @@ export class Gateway {
       const now = Date.now();
       const timeout = this.cfg.heartbeat.pongTimeoutSec * 1000;
       // One frame for every socket (src/fanout/frame.ts).
-      const ping = textFrame(JSON.stringify(pingMessage(now)));
+      const ping = textFrame(JSON.stringify(pingMessage(now, this.o.history.epoch, this.o.history.seq)));
       let inTurn = 0;
       for (const conn of this.conns) {
         if (++inTurn > SOCKETS_PER_TURN) {

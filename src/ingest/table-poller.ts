@@ -2,7 +2,7 @@ import { EventInvalid, parseEvent, type BridgeEvent } from '../event.js';
 import type { Logger } from '../log.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { backoff } from '../pipeline/journal.js';
-import { PROCESSED, type EventRow, type Store } from '../store/store.js';
+import { PROCESSED, type DeliveredRow, type EventRow, type Store } from '../store/store.js';
 
 export interface TablePollerOptions {
   intervalMs: number;
@@ -31,6 +31,9 @@ const LOCK_RENEW_MS = 5000;
 
 /** Row ids of one batch by the status they get. */
 interface Marks {
+  /** Rows fanned out now, with their positions (`tpws_pos`). */
+  positioned: DeliveredRow[];
+  /** Rows whose event was fanned out before (a duplicate): marked, their position left as it is. */
   delivered: number[];
   rejected: number[];
   expired: number[];
@@ -78,6 +81,13 @@ export class TablePoller {
   /** The marking under way (never rejects: its failure is kept in `markError`). */
   private marking: Promise<void> | null = null;
   private markError: unknown = null;
+  /**
+   * Positions of rows fanned out whose marking failed: the rows come back as
+   * duplicates (the dedup window), and their positions are written with the
+   * next marking, so the history has no hole. Bounded by the dedup window's
+   * worth of rows; cleared once written.
+   */
+  private unmarked: DeliveredRow[] = [];
 
   constructor(
     private readonly store: Store,
@@ -183,6 +193,10 @@ export class TablePoller {
   }
 
   private async mark(m: Marks): Promise<void> {
+    const positioned = this.unmarked.length === 0 ? m.positioned : this.unmarked.concat(m.positioned);
+    this.unmarked = positioned;
+    if (positioned.length > 0) await this.store.markDelivered(positioned);
+    this.unmarked = [];
     if (m.delivered.length > 0) await this.store.markProcessed(m.delivered, PROCESSED.DELIVERED);
     if (m.rejected.length > 0) await this.store.markProcessed(m.rejected, PROCESSED.REJECTED);
     if (m.expired.length > 0) await this.store.markProcessed(m.expired, PROCESSED.EXPIRED);
@@ -190,6 +204,7 @@ export class TablePoller {
 
   /** Classify and fan out a batch, in order; returns which rows get which status. */
   private dispatch(rows: EventRow[]): Marks {
+    const positioned: DeliveredRow[] = [];
     const delivered: number[] = [];
     const rejected: number[] = [];
     const expired: number[] = [];
@@ -207,12 +222,13 @@ export class TablePoller {
         this.log.info({ row_id: row.rowId, event_type: row.eventType, age_s: outcome.ageSec }, 'events table row too old; marked expired, not delivered');
         continue;
       }
-      delivered.push(row.rowId);
       const r = this.pipeline.accept(outcome.event, 'table');
+      if (r.pos !== null) positioned.push({ rowId: row.rowId, pos: r.pos });
+      else delivered.push(row.rowId);
       if (r.delivered) this.counters.rowsDelivered++;
       else this.counters.rowsDuplicate++;
     }
-    return { delivered, rejected, expired };
+    return { positioned, delivered, rejected, expired };
   }
 
   private classify(row: EventRow): { kind: 'event'; event: BridgeEvent } | { kind: 'rejected'; reason: string } | { kind: 'expired'; ageSec: number } {

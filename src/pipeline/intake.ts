@@ -44,6 +44,6 @@ export class Intake {
       return { ok: false, id, error: err };
     }
     const r = this.pipeline.accept(event, source, now);
-    return { ok: true, event, seq: r.seq, duplicate: !r.delivered, journaled: this.journal.write(event) };
+    return { ok: true, event, seq: r.seq, duplicate: !r.delivered, journaled: this.journal.write(event, r.pos) };
   }
 }

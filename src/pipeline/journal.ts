@@ -98,15 +98,16 @@ export class Journal {
   }
 
   /**
-   * Queue an event. Resolves `written` once it is in the table; `pending` as
+   * Queue an event, with its delivery position (null for a duplicate: the
+   * row keeps the position it has). Resolves `written` once it is in the table; `pending` as
    * soon as a write fails or is slow (the event stays queued and is retried,
    * so a sender is not held while the database is down); `dropped` when it
    * had to be given up (queue overflow, or shutdown).
    */
-  write(event: BridgeEvent): Promise<JournalOutcome> {
+  write(event: BridgeEvent, pos: number | null = null): Promise<JournalOutcome> {
     return new Promise((done) => {
-      if (this.state !== 'open') return this.drop([{ row: toRow(event), done }], 'shutdown');
-      const pending: Pending = { row: toRow(event), done };
+      if (this.state !== 'open') return this.drop([{ row: toRow(event, pos), done }], 'shutdown');
+      const pending: Pending = { row: toRow(event, pos), done };
       this.waiting.push(pending);
       // The store is down, or the write under way is already slow: say so at
       // once rather than after the next retry or the end of that write.
@@ -223,8 +224,8 @@ export class Journal {
   }
 }
 
-function toRow(event: BridgeEvent): EventInsert {
-  return { eventUuid: event.id, eventType: event.eventType, targetType: event.targetType, targetId: event.targetId, payload: event.payloadJson, createdAt: event.createdAt };
+function toRow(event: BridgeEvent, pos: number | null): EventInsert {
+  return { eventUuid: event.id, eventType: event.eventType, targetType: event.targetType, targetId: event.targetId, payload: event.payloadJson, createdAt: event.createdAt, pos };
 }
 
 function settle(p: Pending, outcome: JournalOutcome): void {

@@ -1,9 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { BridgeEvent } from '../event.js';
 import { flushQueue } from '../fanout/flush-queue.js';
+import { textFrame } from '../fanout/frame.js';
 import type { Hub } from '../fanout/hub.js';
 import { encodeEventMessage } from '../protocol/messages.js';
 import { Deduper } from './dedup.js';
+import type { History } from './history.js';
+import { position } from './position.js';
 
 /** Where an event came from: a sender, the table, `tp-ws replay`, the programmatic API, or the daemon itself (released edit locks). */
 export type EventSource = 'socket' | 'table' | 'replay' | 'api' | 'daemon';
@@ -25,6 +28,8 @@ export interface AcceptResult {
   delivered: boolean;
   /** Daemon sequence number of the event (0 for a duplicate). */
   seq: number;
+  /** The event's position (src/pipeline/position.ts), null for a duplicate or a canary: what the journal stores. */
+  pos: number | null;
   /** Sockets the event was written to. */
   recipients: number;
 }
@@ -52,23 +57,23 @@ export interface PipelineOptions {
 }
 
 /**
- * dedup → seq → route → fan-out. Every source (ingest socket,
+ * dedup → seq → route → fan-out → history. Every source (ingest socket,
  * table poller, programmatic API) hands validated events to `accept`; this is
- * the one sink of events. Serializes each event once and sends the
- * same Buffer to every recipient.
+ * the one sink of events. Serializes and frames each event once, sends the
+ * same Buffer to every recipient and keeps it in the history ring for
+ * resumes (src/pipeline/history.ts).
  */
 export class Pipeline {
   readonly counters: PipelineCounters = { duplicates: 0, deliveries: 0, bySource: { socket: 0, table: 0, replay: 0, api: 0, daemon: 0 }, canaries: 0 };
   /** Changes at every start: `seq` values are comparable only within one epoch. */
   readonly epoch: string;
-  private seq = 0;
 
   private readonly observers: DeliveryObserver[];
   private readonly onCanary: ((id: string) => void) | null;
   private readonly onFanout: ((ms: number) => void) | null;
 
-  constructor(private readonly hub: Hub, private readonly dedup: Deduper, epoch: string, options: PipelineOptions = {}) {
-    this.epoch = epoch;
+  constructor(private readonly hub: Hub, private readonly dedup: Deduper, readonly history: History, options: PipelineOptions = {}) {
+    this.epoch = history.epoch;
     this.observers = options.observers ?? [];
     this.onCanary = options.onCanary ?? null;
     this.onFanout = options.onFanout ?? null;
@@ -82,22 +87,24 @@ export class Pipeline {
   accept(event: BridgeEvent, source: EventSource, now = Date.now()): AcceptResult {
     if (!this.dedup.check(event.id, now)) {
       this.counters.duplicates++;
-      return { delivered: false, seq: 0, recipients: 0 };
+      return { delivered: false, seq: 0, pos: null, recipients: 0 };
     }
     if (event.eventType === CANARY_EVENT_TYPE) {
       this.counters.canaries++;
       this.onCanary?.(event.id);
-      return { delivered: true, seq: 0, recipients: 0 };
+      return { delivered: true, seq: 0, pos: null, recipients: 0 };
     }
-    const seq = ++this.seq;
+    const seq = this.history.next();
     this.counters.bySource[source]++;
     const t0 = performance.now();
-    const recipients = this.hub.deliver(event, () => encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq }));
+    const frame = textFrame(encodeEventMessage({ eventType: event.eventType, payloadJson: event.payloadJson, createdAtMs: event.createdAt, id: event.id, seq, epoch: this.epoch }));
+    const recipients = this.hub.deliver(event, frame);
+    this.history.add(event, seq, frame, now);
     const fanoutMs = performance.now() - t0;
     const onFanout = this.onFanout;
     if (onFanout !== null && recipients > 0) flushQueue.afterFlush(() => onFanout(performance.now() - t0));
     this.counters.deliveries += recipients;
     for (const o of this.observers) o.delivered(event, source, recipients, fanoutMs);
-    return { delivered: true, seq, recipients };
+    return { delivered: true, seq, pos: position(this.history.epochNo, seq), recipients };
   }
 }

@@ -18,6 +18,8 @@ export const ACTIONS = [
   'renew_kb_lock',
   'start_kb_view',
   'stop_kb_view',
+  // tp-ws extension (docs/protocol.md §Resume); TeamPass's client never sends it.
+  'resume',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -78,6 +80,9 @@ export interface ConnectedInfo {
   serverTime: number;
   pingInterval: number;
   reconnectToken: string | null;
+  /** The daemon's epoch and last seq when the socket joined (docs/protocol.md §Resume). */
+  epoch: string;
+  seq: number;
 }
 
 const unix = (ms: number) => Math.floor(ms / 1000);
@@ -93,6 +98,8 @@ export function connectedMessage(c: ConnectedInfo): Record<string, unknown> {
   };
   // TeamPass sends reconnect_token only for ws_token auth (docs/protocol.md §connected).
   if (c.reconnectToken !== null) m.reconnect_token = c.reconnectToken;
+  m.epoch = c.epoch;
+  m.seq = c.seq;
   return m;
 }
 
@@ -106,8 +113,9 @@ export function requestError(code: ErrorCodeValue, message: string, requestId: R
   return { type: 'error', error_code: code, message, request_id: requestId };
 }
 
-export function pingMessage(nowMs: number): Record<string, unknown> {
-  return { type: 'ping', timestamp: unix(nowMs) };
+/** The server heartbeat; `epoch`/`seq`: every event up to there was sent before it (docs/protocol.md §Resume). */
+export function pingMessage(nowMs: number, epoch: string, seq: number): Record<string, unknown> {
+  return { type: 'ping', timestamp: unix(nowMs), epoch, seq };
 }
 
 export function pongMessage(nowMs: number, requestId: RequestId): Record<string, unknown> {
@@ -133,13 +141,14 @@ export interface EventMessageInput {
   createdAtMs: number;
   id: string;
   seq: number;
+  epoch: string;
 }
 
 /**
  * The `event` message, serialized once per event for every recipient. Built
  * by string concatenation so the payload JSON (already encoded at ingest) is
  * not parsed and re-encoded per fan-out. TeamPass fields first, then our `id`
- * and `seq` (ignored by the TeamPass client).
+ * and position, `seq` within `epoch` (ignored by the TeamPass client).
  */
 export function encodeEventMessage(e: EventMessageInput): string {
   return (
@@ -147,6 +156,7 @@ export function encodeEventMessage(e: EventMessageInput): string {
     ',"data":' + e.payloadJson +
     ',"timestamp":' + unix(e.createdAtMs) +
     ',"id":' + JSON.stringify(e.id) +
-    ',"seq":' + e.seq + '}'
+    ',"seq":' + e.seq +
+    ',"epoch":' + JSON.stringify(e.epoch) + '}'
   );
 }

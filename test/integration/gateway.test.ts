@@ -41,9 +41,10 @@ describeStores('gateway (TeamPass dialect)', ({ newStoreUrl }) => {
   });
 
   describe('authentication', () => {
-    it('accepts a TeamPass token and answers `connected` with exactly the TeamPass fields', async () => {
+    it('accepts a TeamPass token and answers `connected` with the TeamPass fields, in order, then the position', async () => {
       const { connected } = await login(FIX.tokens.alice);
-      expect(Object.keys(connected).sort()).toEqual(['config', 'reconnect_token', 'server_time', 'type', 'user_display_name', 'user_id', 'user_login'].sort());
+      expect(Object.keys(connected)).toEqual(['type', 'user_id', 'user_login', 'user_display_name', 'server_time', 'config', 'reconnect_token', 'epoch', 'seq']);
+      expect(connected).toMatchObject({ epoch: d.daemon.pipeline.epoch, seq: expect.any(Number) });
       expect(connected).toMatchObject({ type: 'connected', user_id: FIX.users.alice, user_login: 'alice', user_display_name: 'Alice Martin', config: { ping_interval: 30 } });
       expect(Math.abs(connected.server_time - Date.now() / 1000)).toBeLessThan(5);
       expect(connected.reconnect_token).toMatch(/^[a-f0-9]{64}$/);
@@ -324,10 +325,10 @@ describeStores('gateway (TeamPass dialect)', ({ newStoreUrl }) => {
       expect(await deliveredTo({ event_type: 'fields_updated', target_type: 'broadcast', exclude_user_id: FIX.users.alice })).toEqual(['bob', 'admin']);
     });
 
-    it('event messages keep TeamPass fields and add id and seq', async () => {
+    it('event messages keep TeamPass fields and add id, seq and epoch', async () => {
       const r = d.daemon.publish({ event_type: 'item_created', target_type: 'user', target_id: FIX.users.bob, payload: { item_id: 5, label: 'x/é' }, created_at: 1_763_769_600_123 });
       const m = await bob.nextEvent();
-      expect(m).toEqual({ type: 'event', event: 'item_created', data: { item_id: 5, label: 'x/é' }, timestamp: 1_763_769_600, id: r.id, seq: r.seq });
+      expect(m).toEqual({ type: 'event', event: 'item_created', data: { item_id: 5, label: 'x/é' }, timestamp: 1_763_769_600, id: r.id, seq: r.seq, epoch: d.daemon.pipeline.epoch });
       const r2 = d.daemon.publish({ event_type: 'item_created', target_type: 'user', target_id: FIX.users.bob });
       expect((await bob.nextEvent()).seq).toBe(r.seq + 1);
       expect(r2.seq).toBe(r.seq + 1);
@@ -414,7 +415,7 @@ describe('gateway limits and lifecycle', () => {
 
   it('pings every interval and closes a socket that never answers (4102)', async () => {
     const { client } = await TestClient.login(d.url(await token({ userId: 4 })));
-    expect(await client.next((m) => m.type === 'ping')).toEqual({ type: 'ping', timestamp: expect.any(Number) });
+    expect(await client.next((m) => m.type === 'ping')).toEqual({ type: 'ping', timestamp: expect.any(Number), epoch: expect.any(String), seq: expect.any(Number) });
     expect(await client.closed).toEqual({ code: 4102, reason: 'heartbeat timeout' });
   });
 

@@ -7,6 +7,8 @@ import { Hub } from '../../src/fanout/hub.js';
 import { TablePoller } from '../../src/ingest/table-poller.js';
 import { createLogger } from '../../src/log.js';
 import { Deduper } from '../../src/pipeline/dedup.js';
+import { History } from '../../src/pipeline/history.js';
+import { position } from '../../src/pipeline/position.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { openStore } from '../../src/store/open-store.js';
 import { PROCESSED } from '../../src/store/store.js';
@@ -317,7 +319,9 @@ describeStores('TablePoller draining a backlog', ({ newStoreUrl }) => {
     await store.migrate();
     const sql = await openSeeder(url, P);
     const delivered: string[] = [];
-    const pipeline = new Pipeline(new Hub(), new Deduper(1000, 60_000), 'test', { observers: [{ delivered: (e) => void delivered.push(e.id) }] });
+    const history = new History('test-epoch', store, { ringSize: 100, ringMaxAgeMs: 60_000, maxEvents: 1000 });
+    await history.start();
+    const pipeline = new Pipeline(new Hub(), new Deduper(1000, 60_000), history, { observers: [{ delivered: (e) => void delivered.push(e.id) }] });
     const poller = new TablePoller(store, pipeline, createLogger('silent'), {
       intervalMs: 111, idleIntervalMs: 222, batchSize: 3, maxAgeSec: 300, maxBackoffMs: 1000, maxPayloadBytes: 65_536,
     });
@@ -331,8 +335,10 @@ describeStores('TablePoller draining a backlog', ({ newStoreUrl }) => {
       expect(delivered).toEqual([100, 101, 102, 103, 104, 105, 106, 50].map((id) => `row-${id}`));
       // Full batches and the end of a drain poll again at once; then the usual intervals.
       expect(delays).toEqual([0, 0, 0, 111, 222]);
-      const rows = await sql.execSql<{ processed: number }>('SELECT processed FROM {{prefix}}websocket_events');
+      const rows = await sql.execSql<{ processed: number; tpws_pos: number }>('SELECT processed, tpws_pos FROM {{prefix}}websocket_events ORDER BY tpws_pos');
       expect(rows.map((r) => Number(r.processed))).toEqual(Array(8).fill(PROCESSED.DELIVERED));
+      // Each row keeps the position it was fanned out at: seq 1 to 8 of this epoch, in delivery order.
+      expect(rows.map((r) => Number(r.tpws_pos))).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((seq) => position(history.epochNo, seq)));
     } finally {
       await sql.close();
       await store.close();

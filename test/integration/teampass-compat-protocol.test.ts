@@ -12,7 +12,8 @@ import {
   type Compat, type Message, type Tab,
 } from './teampass-compat-shared.js';
 
-const CONNECTED_KEYS = ['config', 'reconnect_token', 'server_time', 'type', 'user_display_name', 'user_id', 'user_login'];
+/** TeamPass's fields, then tp-ws's position (docs/protocol.md §Resume), which the TeamPass client ignores. */
+const CONNECTED_KEYS = ['config', 'reconnect_token', 'server_time', 'type', 'user_display_name', 'user_id', 'user_login', 'epoch', 'seq'].sort();
 
 describeMysql('TeamPass compatibility: authentication and protocol', () => {
   let c: Compat;
@@ -399,11 +400,11 @@ describeMysql('TeamPass compatibility: default message rate limit and heartbeat 
     }, 'the window to pass');
   });
 
-  it('server pings are {type:"ping", timestamp}; a tab answering {"action":"pong"} stays connected past the pong timeout', async () => {
+  it('server pings are {type:"ping", timestamp} (plus the position); a tab answering {"action":"pong"} stays connected past the pong timeout', async () => {
     const u = await c.user();
     const { tab } = await c.tab(u.token);
     const ping = await tab.next((m) => m.type === 'ping', 3000);
-    expect(Object.keys(ping).sort()).toEqual(['timestamp', 'type']);
+    expect(Object.keys(ping)).toEqual(['type', 'timestamp', 'epoch', 'seq']);
     expect(Number.isInteger(ping.timestamp)).toBe(true);
     // Three more pings: well past the 2 s pong timeout, and the tab (answering each) is still there.
     for (let i = 0; i < 3; i++) await tab.next((m) => m.type === 'ping', 3000);

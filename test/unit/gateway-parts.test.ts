@@ -157,8 +157,8 @@ describe('close codes', () => {
 });
 
 describe('encodeEventMessage', () => {
-  it('keeps TeamPass fields and adds id and seq', () => {
-    const s = encodeEventMessage({ eventType: 'item_updated', payloadJson: '{"item_id":4,"label":"a/é"}', createdAtMs: 1_700_000_000_999, id: 'e1', seq: 7 });
-    expect(JSON.parse(s)).toEqual({ type: 'event', event: 'item_updated', data: { item_id: 4, label: 'a/é' }, timestamp: 1_700_000_000, id: 'e1', seq: 7 });
+  it('keeps TeamPass fields and adds id, seq and epoch', () => {
+    const s = encodeEventMessage({ eventType: 'item_updated', payloadJson: '{"item_id":4,"label":"a/é"}', createdAtMs: 1_700_000_000_999, id: 'e1', seq: 7, epoch: 'ep-1' });
+    expect(JSON.parse(s)).toEqual({ type: 'event', event: 'item_updated', data: { item_id: 4, label: 'a/é' }, timestamp: 1_700_000_000, id: 'e1', seq: 7, epoch: 'ep-1' });
   });
 });
