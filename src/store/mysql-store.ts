@@ -761,55 +761,45 @@ function intList(v: string | null): string[] {
   return v === null || v === '' ? [] : v.split(',');
 }
 
-interface PendingRow {
-  id: number | string;
+/** The event's own columns, as every read of the events table maps them. */
+interface EventColumns {
   event_uuid: string | null;
   event_type: string;
   target_type: string;
   target_id: number | string | null;
   payload: unknown;
   created: number | string;
-  now_ts: number | string;
 }
 
-function toEventRow(r: PendingRow): EventRow {
+function eventFields(r: EventColumns): Omit<EventRow, 'rowId' | 'readAt'> {
   return {
-    rowId: Number(r.id),
     eventUuid: r.event_uuid ?? null,
     eventType: r.event_type,
     targetType: r.target_type,
     targetId: r.target_id === null ? null : Number(r.target_id),
     payload: payloadText(r.payload),
     createdAt: Number(r.created) * 1000,
-    readAt: Number(r.now_ts) * 1000,
   };
+}
+
+interface PendingRow extends EventColumns {
+  id: number | string;
+  now_ts: number | string;
+}
+
+function toEventRow(r: PendingRow): EventRow {
+  return { rowId: Number(r.id), ...eventFields(r), readAt: Number(r.now_ts) * 1000 };
 }
 
 /** What a resume needs of a delivered row; the payload as stored text (see `fetchPending`). */
 const HISTORY_COLUMNS =
   'tpws_pos, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload, UNIX_TIMESTAMP(created_at) AS created';
 
-interface HistorySqlRow {
-  tpws_pos: number | string;
-  event_uuid: string | null;
-  event_type: string;
-  target_type: string;
-  target_id: number | string | null;
-  payload: unknown;
-  created: number | string;
-}
+type HistorySqlRow = EventColumns & { tpws_pos: number | string };
 
 function toHistoryRow(r: HistorySqlRow): HistoryRow {
-  return {
-    // A number: supportBigNumbers hands BIGINTs below 2^53 over as exact numbers.
-    pos: Number(r.tpws_pos),
-    eventUuid: r.event_uuid ?? null,
-    eventType: r.event_type,
-    targetType: r.target_type,
-    targetId: r.target_id === null ? null : Number(r.target_id),
-    payload: payloadText(r.payload),
-    createdAt: Number(r.created) * 1000,
-  };
+  // A number: supportBigNumbers hands BIGINTs below 2^53 over as exact numbers (a string above).
+  return { pos: Number(r.tpws_pos), ...eventFields(r) };
 }
 
 /** MariaDB returns JSON columns as text; MySQL's JSON type comes back parsed. The poller wants text. */

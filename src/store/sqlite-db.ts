@@ -509,7 +509,7 @@ export class SqliteDb {
       const rows = this.#stmt(
         `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
          WHERE tpws_pos > ? AND tpws_pos < ? ORDER BY tpws_pos LIMIT ?`,
-      ).all(Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)) as HistorySqlRow[];
+      ).all(Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)) as (EventColumns & { tpws_pos: number })[];
       return rows.map(toHistoryRow);
     });
   }
@@ -520,7 +520,7 @@ export class SqliteDb {
       const rows = this.#stmt(
         `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
          WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
-      ).all(Math.trunc(limit)) as HistorySqlRow[];
+      ).all(Math.trunc(limit)) as (EventColumns & { tpws_pos: number })[];
       return rows.map(toHistoryRow).reverse();
     });
   }
@@ -588,53 +588,41 @@ export class SqliteDb {
   }
 }
 
-interface PendingRow {
-  id: number;
+/** The event's own columns, as every read of the events table maps them. */
+interface EventColumns {
   event_uuid: string | null;
   event_type: string;
   target_type: string;
   target_id: number | null;
   payload: string;
   created_ms: number;
-  now_ms: number;
 }
 
-function toEventRow(r: PendingRow): EventRow {
+function eventFields(r: EventColumns): Omit<EventRow, 'rowId' | 'readAt'> {
   return {
-    rowId: r.id,
     eventUuid: r.event_uuid,
     eventType: r.event_type,
     targetType: r.target_type,
     targetId: r.target_id === null ? null : Number(r.target_id),
     payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
     createdAt: r.created_ms,
-    readAt: r.now_ms,
   };
+}
+
+interface PendingRow extends EventColumns {
+  id: number;
+  now_ms: number;
+}
+
+function toEventRow(r: PendingRow): EventRow {
+  return { rowId: r.id, ...eventFields(r), readAt: r.now_ms };
 }
 
 /** What a resume needs of a delivered row. */
 const HISTORY_COLUMNS = `tpws_pos, event_uuid, event_type, target_type, target_id, payload, ${epochMs('created_at')} AS created_ms`;
 
-interface HistorySqlRow {
-  tpws_pos: number;
-  event_uuid: string | null;
-  event_type: string;
-  target_type: string;
-  target_id: number | null;
-  payload: string;
-  created_ms: number;
-}
-
-function toHistoryRow(r: HistorySqlRow): HistoryRow {
-  return {
-    pos: r.tpws_pos,
-    eventUuid: r.event_uuid,
-    eventType: r.event_type,
-    targetType: r.target_type,
-    targetId: r.target_id === null ? null : Number(r.target_id),
-    payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
-    createdAt: r.created_ms,
-  };
+function toHistoryRow(r: EventColumns & { tpws_pos: number }): HistoryRow {
+  return { pos: r.tpws_pos, ...eventFields(r) };
 }
 
 function insertParams(e: EventInsert): [string, string, string, number | null, string, number | null] {
