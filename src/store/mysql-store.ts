@@ -590,10 +590,11 @@ export class MysqlStore implements Store {
       const cutoff = cut[0]?.cutoff as string;
       const [top] = await conn.query<RowDataPacket[]>({ sql: `SELECT MAX(tpws_pos) AS top FROM ${t} WHERE ${old} FOR UPDATE`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
       if (top[0]?.top != null) {
+        const floor = Number(top[0].top);
         await conn.query({
           sql: `INSERT INTO ${this.#t('tpws_state')} (name, value) VALUES ('${HISTORY_FLOOR}', ?)
-                ON DUPLICATE KEY UPDATE value = GREATEST(value, VALUES(value))`,
-          values: [Number(top[0].top)], timeout: QUERY_TIMEOUT_MS,
+                ON DUPLICATE KEY UPDATE value = GREATEST(value, ?)`,
+          values: [floor, floor], timeout: QUERY_TIMEOUT_MS,
         });
       }
       const [res] = await conn.query<ResultSetHeader>({ sql: `DELETE FROM ${t} WHERE ${old}`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
