@@ -93,6 +93,8 @@ export class Connection {
   private intentional = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  /** Drops a socket that is not `connected` within requestTimeout (a black-holed handshake can hang for minutes). */
+  private handshakeTimer: ReturnType<typeof setTimeout> | null = null;
   private stopReason: StopReason | null = null;
   private lastRecovered: boolean | null = null;
 
@@ -204,6 +206,10 @@ export class Connection {
     this.opened = false;
     this.authenticated = false;
     this.authFailure = null;
+    this.handshakeTimer = setTimeout(() => {
+      this.handshakeTimer = null;
+      if (this.ws === ws && !this.authenticated) this.drop('no connected message');
+    }, this.options.requestTimeout);
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.opened = true;
@@ -249,6 +255,8 @@ export class Connection {
     this.ws = null;
     this.opened = false;
     this.stopPing();
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
     for (const [rid, p] of this.pending) {
       this.pending.delete(rid);
       clearTimeout(p.timer);
@@ -408,6 +416,8 @@ export class Connection {
 
   private onConnected(msg: ServerMessage): void {
     this.authenticated = true;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
     if (typeof msg.reconnect_token === 'string' && msg.reconnect_token !== '') this.tokenNow = msg.reconnect_token;
     let step = this.tracker.connected(msg);
     let unsupported = false;

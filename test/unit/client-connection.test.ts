@@ -37,11 +37,11 @@ function event(id: string, seq: number, epoch = E1, name = 'item_updated'): Reco
   return { type: 'event', event: name, data: { item_id: seq }, timestamp: 1, id, seq, epoch };
 }
 
-/** Run the client's reconnect timer to its end (any delay up to the cap) and return the new socket. */
+/** Run the client's timers up to its reconnect (whatever its delay) and return the new socket. */
 async function nextSocket(): Promise<FakeSocket> {
   const before = FakeSocket.all.length;
   await settle();
-  await vi.advanceTimersByTimeAsync(20_000);
+  for (let i = 0; i < 5 && FakeSocket.all.length === before; i++) await vi.advanceTimersToNextTimerAsync();
   expect(FakeSocket.all.length).toBe(before + 1);
   return FakeSocket.last();
 }
@@ -298,6 +298,22 @@ describe('reconnect rules', () => {
     doc.dispatchEvent(new Event('visibilitychange'));
     expect(FakeSocket.all).toHaveLength(3);
     vi.mocked(Math.random).mockRestore();
+    c.disconnect();
+  });
+
+  it('a socket not connected within requestTimeout (hung handshake) is dropped and retried', async () => {
+    const c = client();
+    const attempts: number[] = [];
+    c.onReconnecting((attempt) => attempts.push(attempt));
+    c.connect();
+    const s = FakeSocket.last();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(s.closedByClient?.reason).toBe('no connected message');
+    const s2 = await nextSocket();
+    s2.accept();
+    await vi.advanceTimersByTimeAsync(20_000); // past the handshake timeout, before the first ping
+    expect(s2.closedByClient).toBeNull();
+    expect(attempts).toEqual([1]);
     c.disconnect();
   });
 

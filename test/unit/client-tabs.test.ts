@@ -185,7 +185,8 @@ describe('tab sharing', () => {
     s2.receive({ type: 'error', error_code: 'auth_failed', message: 'Authentication required. Provide a valid session or JWT token.' });
     s2.serverClose(1000);
     await settle();
-    await vi.advanceTimersByTimeAsync(20_000);
+    await vi.advanceTimersToNextTimerAsync();
+    expect(FakeSocket.all).toHaveLength(3);
     expect(FakeSocket.last().token).toBe('u'.repeat(64));
   });
 
