@@ -311,7 +311,7 @@ describe('SqliteStore in a worker thread', () => {
       const r = await runNode(['--input-type=module', '-e', script, join(dir, 'alive.db')]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(JSON.parse(r.stdout)).toEqual({ applied: ['001_schema.sql'], mode: 'full' });
+      expect(JSON.parse(r.stdout)).toEqual({ applied: ['001_schema.sql', '002_history.sql'], mode: 'full' });
     });
   });
 });

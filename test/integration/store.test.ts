@@ -67,7 +67,7 @@ describeStores('Store', ({ kind, newStoreUrl }) => {
       try {
         const first = await fresh.migrate();
         expect(first.mode).toBe('full');
-        expect(first.applied).toEqual(kind === 'sqlite' ? ['001_schema.sql'] : ['001_full_schema.sql', '002_teampass_additions.sql']);
+        expect(first.applied).toEqual(kind === 'sqlite' ? ['001_schema.sql', '002_history.sql'] : ['001_full_schema.sql', '002_teampass_additions.sql', '003_history.sql']);
         const second = await fresh.migrate();
         expect(second).toEqual({ applied: [], mode: 'full' });
       } finally {
@@ -574,13 +574,15 @@ describeMysql('MysqlStore on an existing TeamPass database', () => {
     const usersBefore = await columns('teampass_users');
     const [rowsBefore] = await raw.query('SELECT * FROM teampass_websocket_events');
 
-    expect(await store.migrate()).toEqual({ applied: ['002_teampass_additions.sql'], mode: 'teampass' });
+    expect(await store.migrate()).toEqual({ applied: ['002_teampass_additions.sql', '003_history.sql'], mode: 'teampass' });
 
     const eventsAfter = await columns('teampass_websocket_events');
     expect(eventsAfter.slice(0, eventsBefore.length)).toEqual(eventsBefore);
     expect(eventsAfter.slice(eventsBefore.length)).toEqual([
       // MariaDB spells a NULL default 'NULL', MySQL null.
       { COLUMN_NAME: 'event_uuid', COLUMN_TYPE: 'varchar(64)', IS_NULLABLE: 'YES', COLUMN_DEFAULT: expect.toSatisfy((d) => d === null || d === 'NULL') },
+      // MariaDB says bigint(20), MySQL 8 bigint.
+      { COLUMN_NAME: 'tpws_pos', COLUMN_TYPE: expect.stringMatching(/^bigint/), IS_NULLABLE: 'YES', COLUMN_DEFAULT: expect.toSatisfy((d) => d === null || d === 'NULL') },
     ]);
     expect(await columns('teampass_users')).toEqual(usersBefore);
     const [idx] = await raw.query(
@@ -596,7 +598,9 @@ describeMysql('MysqlStore on an existing TeamPass database', () => {
       `SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME`,
     );
     expect((tables as { t: string }[]).map((r) => r.t)).toEqual([
+      'teampass_tpws_epochs',
       'teampass_tpws_migrations',
+      'teampass_tpws_state',
       'teampass_users',
       'teampass_websocket_events',
       'teampass_websocket_tokens',

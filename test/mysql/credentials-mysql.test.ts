@@ -58,7 +58,7 @@ describeMysql('store credentials and schema safety (MariaDB, real CLI)', () => {
     const r = tpWs(['migrate', '--store', url(), ...state()], { TPWS_STORE_PASSWORD: PASSWORD });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`${url()}: applied 001_full_schema.sql, 002_teampass_additions.sql (full)\n`);
+    expect(r.stdout).toBe(`${url()}: applied 001_full_schema.sql, 002_teampass_additions.sql, 003_history.sql (full)\n`);
   });
 
   it('reads the password from store.passwordFile (--store-password-file)', () => {

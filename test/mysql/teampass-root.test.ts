@@ -88,7 +88,7 @@ describeMysql('--teampass-root on MariaDB (real CLI)', () => {
     const r = tpWs(['migrate', '--teampass-root', root, '--state-dir', state]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`mysql://${user}@${host}:${port}/${database}: applied 001_full_schema.sql, 002_teampass_additions.sql (full)\n`);
+    expect(r.stdout).toBe(`mysql://${user}@${host}:${port}/${database}: applied 001_full_schema.sql, 002_teampass_additions.sql, 003_history.sql (full)\n`);
     const [rows] = await admin.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [database, 'teampass_websocket_events']);
     expect(Number((rows as { n: number }[])[0].n)).toBe(1);
   });
