@@ -6,6 +6,7 @@
  * lock for its lifetime; a tab whose lock another tab obtains has closed,
  * crashed or disconnected).
  */
+import { isTabId } from './presence.js';
 
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
@@ -54,6 +55,7 @@ export function channelNames(url: string): { channel: string; leader: string; ta
 }
 
 export class TabChannel {
+  /** Unique enough among one browser's tabs, and a valid `data.tab` (presence.ts). */
   readonly tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   private readonly names: ReturnType<typeof channelNames>;
   private readonly abort = new AbortController();
@@ -77,7 +79,8 @@ export class TabChannel {
     this.channel = channel;
     channel.onmessage = (event) => {
       const msg = event.data as TabMessage;
-      if (!msg || typeof msg !== 'object' || msg.tpws !== 1 || typeof msg.t !== 'string' || typeof msg.tab !== 'string' || msg.tab === this.tab) return;
+      // A tab id is what the leader puts in presence actions: one the daemon would refuse is not a tab of this client.
+      if (!msg || typeof msg !== 'object' || msg.tpws !== 1 || typeof msg.t !== 'string' || !isTabId(msg.tab) || msg.tab === this.tab) return;
       this.events.message(msg);
     };
     this.hold(this.names.tabPrefix + this.tab, () => {

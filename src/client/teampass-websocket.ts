@@ -10,6 +10,7 @@
  */
 import { Connection, requestError, requestId, type ConnectionSink, type ReplyHandlers } from './connection.js';
 import { readPosition, type StreamPosition } from './position-tracker.js';
+import { stopViewsOf, TabViews, withTab } from './presence.js';
 import { RecentIds } from './recent-ids.js';
 import { folderId, folderKey, KB_KEY, subscriptionMessage, unsubscribeKey, validKeys } from './subscriptions.js';
 import { TabChannel, type BroadcastChannelConstructor, type LockManagerLike, type TabMessage } from './tab-channel.js';
@@ -110,6 +111,8 @@ export class TeamPassWebSocket {
   private lastConnected: ServerMessage | null = null;
   private readonly forwarded = new Map<string, Forwarded>();
   private lastRecovered: boolean | null = null;
+  /** This tab's item and KB views, started again after every resume. */
+  private readonly views = new TabViews();
   private stopReason: StopReason | null = null;
   /** `online`, or the page visible again: a reconnect waiting for its delay goes now (the leader's, asked by any tab). */
   private readonly onOnline = (): void => this.retry();
@@ -239,7 +242,16 @@ export class TeamPassWebSocket {
       return Promise.reject(new TypeError('TeamPassWebSocket: send() needs an object with an action'));
     }
     const message = { ...payload, request_id: requestId() };
-    return new Promise((resolve, reject) => this.route(message, this.tabs?.tab ?? '', { resolve, reject }));
+    const refused = this.views.note(message);
+    return new Promise((resolve, reject) =>
+      this.route(message, this.tabs?.tab ?? '', {
+        resolve,
+        reject: (err: RequestError) => {
+          if (err.response) refused?.();
+          reject(err);
+        },
+      }),
+    );
   }
 
   subscribeToFolder(id: number | string): Promise<ServerMessage> {
@@ -331,6 +343,14 @@ export class TeamPassWebSocket {
   private emitLocal(name: string, data: unknown): void {
     for (const handler of this.handlers.get(name) ?? []) this.call(() => (handler as EventHandler)(data));
     for (const handler of this.handlers.get('*') ?? []) this.call(() => (handler as WildcardHandler)(name, data));
+    if (name === 'resumed') this.restartViews();
+  }
+
+  /** A resume means a new socket, which has none of this tab's views: start them again. */
+  private restartViews(): void {
+    for (const start of this.views.starts()) {
+      this.send(start).catch((err: Error) => this.log(`${start.action} after resume failed: ${err.message}`));
+    }
   }
 
   /** A throwing handler must not stop the others nor the stream. */
@@ -438,8 +458,10 @@ export class TeamPassWebSocket {
    * Send `message` for tab `from` (this tab: ''/its id). A follower forwards
    * to the leader; the socket's owner sends, except an `unsubscribe` of a
    * key another tab still holds, which is answered here as the daemon would.
+   * A leader names the sending tab in presence actions (presence.ts).
    */
-  private route(message: Record<string, unknown>, from: string, handlers: ReplyHandlers): void {
+  private route(request: Record<string, unknown>, from: string, handlers: ReplyHandlers): void {
+    const message = this.tabRole === 'leader' ? withTab(request, from) : request;
     const rid = message.request_id as string;
     if (this.tabRole === 'follower') {
       if (!this.leaderOpen || !this.tabs) {
@@ -505,15 +527,22 @@ export class TeamPassWebSocket {
     this.startConnection();
   }
 
-  /** A tab closed: forget its keys, and unsubscribe the socket from what no tab holds any more. */
+  /**
+   * A tab closed: end its views (the socket outlives it, so the daemon would
+   * keep them), forget its keys, and unsubscribe the socket from what no tab
+   * holds any more.
+   */
   private tabGone(tab: string): void {
-    const keys = this.otherTabs.get(tab);
+    const keys = this.otherTabs.get(tab) ?? new Set<string>();
     this.otherTabs.delete(tab);
-    if (!keys || !this.connection?.isOpen) return;
+    const connection = this.connection;
+    if (!connection?.isOpen) return;
+    const ignore: ReplyHandlers = { resolve: () => undefined, reject: () => undefined };
+    for (const message of stopViewsOf(tab)) connection.request(message, ignore);
     const still = this.union();
     for (const key of keys) {
       const message = still.has(key) ? null : subscriptionMessage('unsubscribe', key);
-      if (message) this.connection.request(message, { resolve: () => undefined, reject: () => undefined });
+      if (message) connection.request(message, ignore);
     }
   }
 

@@ -208,3 +208,127 @@ describe('tab sharing', () => {
     expect(channelNames('wss://tp.example/ws').channel).not.toBe(channelNames('wss://tp.example:8443/ws').channel);
   });
 });
+
+describe('presence per tab (docs/protocol.md §Presence)', () => {
+  const quiet = (p: Promise<unknown>): void => void p.catch(() => undefined);
+  const TAB_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+  it("names the sending tab in every presence action, the leader's own too, so two tabs keep two views", async () => {
+    const [a, b] = [tab('t'.repeat(64)), tab('u'.repeat(64))];
+    const socket = await startTabs(a, b);
+    quiet(a.startItemView(1, 5));
+    // TeamPass's init script sends presence with send(); a tab named by the page is replaced by the sender's.
+    quiet(b.send({ action: 'start_item_view', data: { item_id: 2, folder_id: 5, tab: 'another-tab' } }));
+    await until(() => socket.actions('start_item_view').length === 2, 'both views sent');
+    const [viewA, viewB] = socket.actions('start_item_view');
+    expect(viewA.data).toMatchObject({ item_id: 1, folder_id: 5 });
+    expect(viewB.data).toMatchObject({ item_id: 2, folder_id: 5 });
+    expect(viewA.data.tab).toMatch(TAB_ID);
+    expect(viewB.data.tab).toMatch(TAB_ID);
+    expect(viewB.data.tab).not.toBe(viewA.data.tab);
+    expect(viewB.data.tab).not.toBe('another-tab');
+
+    quiet(b.startKbView(3));
+    quiet(b.send({ action: 'stop_kb_view' }));
+    quiet(a.stopItemView());
+    await until(() => socket.actions('stop_item_view').length === 1 && socket.actions('stop_kb_view').length === 1, 'stops sent');
+    expect(socket.actions('start_kb_view')[0].data).toEqual({ kb_id: 3, tab: viewB.data.tab });
+    expect(socket.actions('stop_kb_view')[0].data).toEqual({ tab: viewB.data.tab });
+    expect(socket.actions('stop_item_view')[0].data).toEqual({ tab: viewA.data.tab });
+    // Other actions are sent as they are.
+    quiet(b.getStatus());
+    await until(() => socket.actions('get_status').length === 1, 'get_status forwarded');
+    expect(socket.actions('get_status')[0].data).toBeUndefined();
+  });
+
+  it("ends a gone tab's views on the shared socket", async () => {
+    const [a, b] = [tab('t'.repeat(64)), tab('u'.repeat(64))];
+    const socket = await startTabs(a, b);
+    quiet(b.startItemView(2, 5));
+    await until(() => socket.actions('start_item_view').length === 1, 'view sent');
+    const tabB = socket.actions('start_item_view')[0].data.tab;
+    b.disconnect();
+    await until(() => socket.actions('stop_item_view').length === 1 && socket.actions('stop_kb_view').length === 1, 'gone tab’s views stopped');
+    expect(socket.actions('stop_item_view')[0].data).toEqual({ tab: tabB });
+    expect(socket.actions('stop_kb_view')[0].data).toEqual({ tab: tabB });
+  });
+
+  it('ignores a tab message whose tab id the daemon would refuse', async () => {
+    const [a] = [tab('t'.repeat(64))];
+    const socket = await startTabs(a);
+    const intruder = new BroadcastChannel(channelNames(URL_A).channel);
+    intruder.postMessage({ tpws: 1, t: 'request', tab: 'not a tab id', payload: { action: 'start_item_view', request_id: 'req_x', data: { item_id: 9 } } });
+    intruder.postMessage({ tpws: 1, t: 'request', tab: 'real-tab', payload: { action: 'get_status', request_id: 'req_y' } });
+    await until(() => socket.actions('get_status').length === 1, 'the valid request served');
+    intruder.close();
+    expect(socket.actions('start_item_view')).toEqual([]);
+  });
+
+  it("after a leader handover, every tab's views are started again on the new socket, each with its tab", async () => {
+    const [a, b, c] = [tab('t'.repeat(64)), tab('u'.repeat(64)), tab('v'.repeat(64))];
+    const s1 = await startTabs(a, b, c);
+    quiet(b.startKbView(3));
+    quiet(c.send({ action: 'start_item_view', data: { item_id: 2, folder_id: 5 } }));
+    quiet(a.startItemView(1, 5));
+    await until(() => s1.actions('start_item_view').length === 2 && s1.actions('start_kb_view').length === 1, 'views sent');
+    const tabOf = (m: Record<string, any>) => m.data.tab as string;
+    const tabB = tabOf(s1.actions('start_kb_view')[0]);
+    const tabC = tabOf(s1.actions('start_item_view').find((m) => m.data.item_id === 2)!);
+    a.disconnect();
+    await until(() => b.role === 'leader', 'second tab leads');
+    const s2 = FakeSocket.last();
+    s2.accept({ epoch: E1, seq: 0 });
+    s2.receive({ type: 'response', status: 'success', action: 'resumed', recovered: true, epoch: E1, seq: 0, replayed: 0, folders: [], denied: [], kb: false, request_id: s2.sent[0].request_id });
+    await until(() => s2.actions('start_item_view').length === 1 && s2.actions('start_kb_view').length === 1, 'views started again');
+    await settle();
+    expect(s2.actions('start_kb_view')).toMatchObject([{ data: { kb_id: 3, tab: tabB } }]);
+    // The old leader's view went with it.
+    expect(s2.actions('start_item_view')).toMatchObject([{ data: { item_id: 2, folder_id: 5, tab: tabC } }]);
+  });
+
+  it('after a reconnect, a solo tab starts again the views it holds, not those it stopped or the daemon refused', async () => {
+    const a = tab('t'.repeat(64), { shareTabs: false });
+    a.connect();
+    const s1 = FakeSocket.last();
+    s1.accept({ epoch: E1, seq: 0 });
+    quiet(a.startItemView(1, 5));
+    quiet(a.startItemView(2, 5));
+    quiet(a.stopItemView(1)); // another item: the view of item 2 stays
+    const kb = a.startKbView(3);
+    s1.receive({ type: 'error', error_code: 'not_found', message: 'KB article not found', request_id: s1.actions('start_kb_view')[0].request_id });
+    await expect(kb).rejects.toMatchObject({ code: 'not_found' });
+    s1.serverClose(1006);
+    await settle();
+    while (FakeSocket.all.length === 1) await vi.advanceTimersToNextTimerAsync();
+    const s2 = FakeSocket.last();
+    s2.accept({ epoch: E1, seq: 0 });
+    expect(s2.actions('start_item_view')).toEqual([]);
+    s2.receive({ type: 'response', status: 'success', action: 'resumed', recovered: true, epoch: E1, seq: 0, replayed: 0, folders: [], denied: [], kb: false, request_id: s2.sent[0].request_id });
+    expect(s2.actions('start_item_view').map((m) => m.data)).toEqual([{ item_id: 2, folder_id: 5 }]);
+    expect(s2.actions('start_kb_view')).toEqual([]);
+    quiet(a.stopItemView());
+    s2.serverClose(1006);
+    await settle();
+    while (FakeSocket.all.length === 2) await vi.advanceTimersToNextTimerAsync();
+    const s3 = FakeSocket.last();
+    s3.accept({ epoch: E1, seq: 0 });
+    s3.receive({ type: 'response', status: 'success', action: 'resumed', recovered: true, epoch: E1, seq: 0, replayed: 0, folders: [], denied: [], kb: false, request_id: s3.sent[0].request_id });
+    expect(s3.actions('start_item_view')).toEqual([]);
+  });
+
+  it('a solo tab sends presence as the page gives it, without a tab', async () => {
+    const a = tab('t'.repeat(64), { shareTabs: false });
+    a.connect();
+    const socket = FakeSocket.last();
+    socket.accept({ epoch: E1, seq: 0 });
+    quiet(a.startItemView(1, 5));
+    quiet(a.send({ action: 'start_kb_view', data: { kb_id: 3 } }));
+    quiet(a.stopItemView(1));
+    quiet(a.stopKbView());
+    expect(a.role).toBe('solo');
+    expect(socket.actions('start_item_view')[0].data).toEqual({ item_id: 1, folder_id: 5 });
+    expect(socket.actions('start_kb_view')[0].data).toEqual({ kb_id: 3 });
+    expect(socket.actions('stop_item_view')[0].data).toEqual({ item_id: 1 });
+    expect(socket.actions('stop_kb_view')[0].data).toEqual({});
+  });
+});
