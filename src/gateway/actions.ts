@@ -110,6 +110,21 @@ export function canAccessFolder(session: Session, folderId: number): boolean {
   return session.identity.isAdmin || session.identity.folders.has(folderId);
 }
 
+const TAB_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `data.tab` of a presence action **(tp-ws)**: the tab a view belongs to when
+ * the tabs of a browser share one socket (docs/protocol.md §Presence); `''`
+ * (the socket's own view, as in TeamPass) when absent; null when malformed.
+ */
+function tabParam(data: Record<string, unknown>): string | null {
+  const t = data.tab;
+  if (t === undefined || t === null) return '';
+  return typeof t === 'string' && TAB_RE.test(t) ? t : null;
+}
+
+const BAD_TAB = 'tab must be 1-64 characters [A-Za-z0-9_-]';
+
 /** A positive id from `data`, PHP-cast; null for a missing, zero or negative one (TeamPass: "≤ 0 is null"). */
 function idParam(data: Record<string, unknown>, key: string): number | null {
   const n = phpInt(data[key]);
@@ -158,18 +173,22 @@ async function renewLock(ctx: ActionContext, session: Session, msg: ClientMessag
  */
 async function startItemView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
   const rid = msg.requestId;
+  const tab = tabParam(msg.data);
+  if (tab === null) return requestError(ErrorCode.INVALID_REQUEST, BAD_TAB, rid);
   const itemId = idParam(msg.data, 'item_id');
   if (itemId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.itemIdRequired, rid);
   const folderId = await ctx.store.itemFolder(itemId);
   if (folderId === null) return requestError(ErrorCode.NOT_FOUND, Msg.itemNotFound, rid);
   if (!canAccessFolder(session, folderId)) return requestError(ErrorCode.FORBIDDEN, Msg.itemFolderForbidden, rid);
   if (session.closed) return null;
-  ctx.presence.startItemView(session, itemId, folderId);
+  ctx.presence.startItemView(session, itemId, folderId, tab);
   return responseMessage('item_view_started', { item_id: itemId, folder_id: folderId, viewers: ctx.presence.itemViewers(itemId, folderId) }, rid);
 }
 
 /** Always a success; the view ends only when it matches the given item and folder. */
 async function stopItemView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
+  const tab = tabParam(msg.data);
+  if (tab === null) return requestError(ErrorCode.INVALID_REQUEST, BAD_TAB, msg.requestId);
   const itemId = idParam(msg.data, 'item_id');
   let folderId = idParam(msg.data, 'folder_id');
   if (itemId !== null) {
@@ -180,26 +199,30 @@ async function stopItemView(ctx: ActionContext, session: Session, msg: ClientMes
       folderId = null;
     }
   }
-  ctx.presence.stopItemView(session, itemId, folderId);
+  ctx.presence.stopItemView(session, itemId, folderId, tab);
   return responseMessage('item_view_stopped', { item_id: itemId, folder_id: folderId }, msg.requestId);
 }
 
 /** KB access first, then the article's existence, then the view (KB subscribers told before the reply). */
 async function startKbView(ctx: ActionContext, session: Session, msg: ClientMessage): Promise<Reply> {
   const rid = msg.requestId;
+  const tab = tabParam(msg.data);
+  if (tab === null) return requestError(ErrorCode.INVALID_REQUEST, BAD_TAB, rid);
   const kbId = idParam(msg.data, 'kb_id');
   if (kbId === null) return requestError(ErrorCode.INVALID_REQUEST, Msg.kbIdRequired, rid);
   if (!(await canAccessKb(ctx, session))) return requestError(ErrorCode.FORBIDDEN, Msg.kbForbidden, rid);
   if (!(await ctx.store.kbExists(kbId))) return requestError(ErrorCode.NOT_FOUND, Msg.kbNotFound, rid);
   if (session.closed) return null;
-  ctx.presence.startKbView(session, kbId);
+  ctx.presence.startKbView(session, kbId, tab);
   return responseMessage('kb_view_started', { kb_id: kbId, viewers: ctx.presence.kbViewers(kbId) }, rid);
 }
 
 /** No access check (as in TeamPass); always a success. */
 function stopKbView(ctx: ActionContext, session: Session, msg: ClientMessage): Reply {
+  const tab = tabParam(msg.data);
+  if (tab === null) return requestError(ErrorCode.INVALID_REQUEST, BAD_TAB, msg.requestId);
   const kbId = idParam(msg.data, 'kb_id');
-  ctx.presence.stopKbView(session, kbId);
+  ctx.presence.stopKbView(session, kbId, tab);
   return responseMessage('kb_view_stopped', { kb_id: kbId }, msg.requestId);
 }
 
@@ -253,12 +276,12 @@ function unsubscribe(ctx: ActionContext, session: Session, msg: ClientMessage): 
     const folderId = phpInt(msg.data.folder_id);
     ctx.hub.unsubscribeFolder(session, folderId);
     // Leaving a folder ends this socket's view of an item in it.
-    if (ctx.presence.itemViewFolder(session) === folderId) ctx.presence.stopItemView(session, null, folderId);
+    ctx.presence.stopSocketItemViews(session, (viewed) => viewed === folderId);
     return responseMessage('unsubscribed', { channel: 'folder', folder_id: folderId }, rid);
   }
   if (msg.channel === 'kb') {
     ctx.hub.unsubscribeKb(session);
-    ctx.presence.stopKbView(session, null);
+    ctx.presence.stopSocketKbViews(session);
     return responseMessage('unsubscribed', { channel: 'kb' }, rid);
   }
   return requestError(ErrorCode.INVALID_CHANNEL, Msg.channelUnsupported(channelName(msg.channel)), rid);

@@ -163,8 +163,7 @@ export class EventReactions {
         this.d.hub.unsubscribeFolder(s, f);
         dropped++;
       }
-      const viewed = this.d.presence.itemViewFolder(s);
-      if (viewed !== null && !allowed.has(viewed)) this.d.presence.stopItemView(s, null, viewed);
+      this.d.presence.stopSocketItemViews(s, (viewed) => !allowed.has(viewed));
     }
     this.counters.accessRechecks++;
     this.counters.subscriptionsRevoked += dropped;

@@ -102,6 +102,36 @@ describeStores('TeamPass live state', ({ newStoreUrl }) => {
       await Promise.all([bob.close(), watcher.close()]);
     });
 
+    it('tabs sharing one socket (data.tab) each keep their own view; stop, unsubscribe and close end theirs', async () => {
+      const alice = (await open(FIX.tokens.alice)).client; // one socket shared by tabs A and B
+      await subscribe(alice, 10);
+      const bob = (await open(FIX.tokens.bob)).client;
+      await subscribe(bob, 10);
+      const viewing = async () => Object.fromEntries(((await subscribe(bob, 10)).viewing_items as Message[]).map((v) => [v.item_id, v.viewers.map((x: Message) => x.user_login)]));
+
+      await alice.request({ action: 'start_item_view', data: { item_id: 110, tab: 'tab-A' } });
+      await alice.request({ action: 'start_item_view', data: { item_id: 111, tab: 'tab-B' } });
+      expect(await viewing()).toEqual({ 110: ['alice'], 111: ['alice'] }); // B's view did not end A's
+      await alice.request({ action: 'stop_item_view', data: { item_id: 110, tab: 'tab-B' } }); // not B's item: nothing ends
+      expect(await viewing()).toEqual({ 110: ['alice'], 111: ['alice'] });
+      await alice.request({ action: 'stop_item_view', data: { tab: 'tab-B' } });
+      expect(await viewing()).toEqual({ 110: ['alice'] });
+      await alice.request({ action: 'start_item_view', data: { item_id: 111, tab: 'tab-B' } });
+      // Leaving the folder ends every tab's view in it.
+      await alice.request({ action: 'unsubscribe', channel: 'folder', data: { folder_id: 10 } });
+      expect(await viewing()).toEqual({});
+      await subscribe(alice, 10);
+      await alice.request({ action: 'start_item_view', data: { item_id: 110, tab: 'tab-A' } });
+      await alice.request({ action: 'start_item_view', data: { item_id: 111 } }); // the socket's own view (no tab: TeamPass's client)
+      expect(await viewing()).toEqual({ 110: ['alice'], 111: ['alice'] });
+      for (const tab of ['', 'a b', 'x'.repeat(65), 5]) {
+        expect(await alice.request({ action: 'start_item_view', data: { item_id: 110, tab } }), String(tab)).toMatchObject({ type: 'error', error_code: 'invalid_request', message: 'tab must be 1-64 characters [A-Za-z0-9_-]' });
+      }
+      await alice.close();
+      await until(async () => JSON.stringify(await viewing()) === '{}', 'every view of the closed socket to end');
+      await bob.close();
+    });
+
     it('refuses a view of an item in a folder the user may not read, and of an item that does not exist', async () => {
       const bob = (await open(FIX.tokens.bob)).client;
       expect(await bob.request({ action: 'start_item_view', data: { item_id: 120 } })).toMatchObject({ type: 'error', error_code: 'forbidden', message: 'Access denied to this item folder' });
