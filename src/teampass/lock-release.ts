@@ -56,6 +56,8 @@ export interface LockReleaserCounters {
 export class LockReleaser {
   readonly counters: LockReleaserCounters = { releases: 0, cancelled: 0, locksReleased: 0, failures: 0 };
   private readonly timers = new Map<number, NodeJS.Timeout>();
+  /** Releases whose grace is over and that are reading or deleting the locks now. */
+  private running = 0;
   private readonly retryMs: number;
   private readonly maxAttempts: number;
   private closed = false;
@@ -88,9 +90,9 @@ export class LockReleaser {
     this.counters.cancelled++;
   }
 
-  /** Pending releases waiting (for tests and status). */
+  /** Releases waiting for their grace to end, or under way (for tests and status). */
   get pending(): number {
-    return this.timers.size;
+    return this.timers.size + this.running;
   }
 
   close(): void {
@@ -102,7 +104,8 @@ export class LockReleaser {
   private schedule(user: DepartedUser, delayMs: number, attempt: number): void {
     const timer = setTimeout(() => {
       this.timers.delete(user.userId);
-      void this.release(user, attempt);
+      this.running++;
+      void this.release(user, attempt).finally(() => this.running--);
     }, delayMs);
     timer.unref();
     this.timers.set(user.userId, timer);
