@@ -14,6 +14,9 @@ const FILES: Record<string, string> = {
   'tp-ws-client.mjs': 'text/javascript; charset=utf-8',
 };
 
+/** The file names served (a path must end in `/<name>`). */
+export const CLIENT_FILES: readonly string[] = Object.keys(FILES);
+
 /** dist/client/ next to this module once built (dist/gateway/client-files.js); from src/ under vitest. */
 const DIR = import.meta.url.endsWith('.ts') ? new URL('../../dist/client/', import.meta.url) : new URL('../client/', import.meta.url);
 

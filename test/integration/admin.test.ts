@@ -3,14 +3,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_ENDPOINTS } from '../../src/admin/admin-server.js';
+import { CLIENT_FILES } from '../../src/gateway/client-files.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** README.md and every docs/*.md, by name. */
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
   .map((name) => ({ name, text: readFileSync(join(ROOT, name), 'utf8') }));
-/** Paths the WebSocket gateway takes (it accepts any path; gateway.test.ts proves it for these). */
-const WS_PATHS = new Set(['/', '/ws']);
+/**
+ * Paths of the public WebSocket port: the gateway takes any path (gateway.test.ts
+ * proves it for these), and serves the browser client's files (resume.test.ts).
+ */
+const WS_PATHS = new Set(['/', '/ws', ...CLIENT_FILES.map((f) => `/${f}`)]);
 
 describe('admin listener', () => {
   let d: TestDaemon;
