@@ -350,7 +350,7 @@ export class Daemon {
     this.migration = await this.store.migrate();
     if (this.migration.applied.length > 0) this.log.info({ applied: this.migration.applied, mode: this.migration.mode }, 'schema migrated');
     // Before the listener: the first reconnects after a restart resume from the ring.
-    await this.history.start();
+    this.pipeline.rememberDelivered(await this.history.start());
     if (this.jwtKey?.source === 'development') {
       this.log.warn({ path: this.jwtKey.path }, 'using a development JWT secret from the state directory; set auth.jwt.secret or auth.jwt.publicKeyFile in production');
     }

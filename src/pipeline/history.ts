@@ -65,21 +65,28 @@ export class History {
   /**
    * Record this run's epoch and fill the ring with the newest events of the
    * table (earlier runs), so that clients reconnecting after a restart are
-   * answered from memory.
+   * answered from memory. Returns the ids of those events: the pipeline's
+   * dedup window learns them, so an event sent again after the restart (a
+   * sender retrying, a fallback row) is not fanned out a second time under a
+   * new position the table could not hold.
    */
-  async start(): Promise<void> {
+  async start(): Promise<string[]> {
     const no = await this.store.registerEpoch(this.epoch);
     if (!Number.isInteger(no) || no < 1 || no >= EPOCH_NO_LIMIT) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `tpws_epochs gave epoch number ${no}, outside 1 to ${EPOCH_NO_LIMIT - 1}`);
     this.epochNo = no;
     this.remember(no, this.epoch);
     this.headPos = position(no, 0);
-    if (this.o.ringSize === 0) return;
+    if (this.o.ringSize === 0) return [];
     const rows = await this.store.readHistoryTail(this.o.ringSize);
     const now = Date.now();
+    const ids: string[] = [];
     for (const row of rows) {
       const e = await this.entryOf(row);
-      if (e !== null) this.push({ ...e, at: now });
+      if (e === null) continue;
+      this.push({ ...e, at: now });
+      ids.push(eventId(row));
     }
+    return ids;
   }
 
   /** The current epoch's last seq (0 before the first event). */
@@ -189,7 +196,7 @@ export class History {
   private async entryOf(row: HistoryRow): Promise<HistoryEntry | null> {
     const epoch = await this.nameOf(epochOf(row.pos));
     if (epoch === null) return null;
-    const id = row.eventUuid ?? `row-${row.pos}`;
+    const id = eventId(row);
     let ev;
     try {
       ev = parseEvent({ id, event_type: row.eventType, target_type: row.targetType, target_id: row.targetId, payload: row.payload, created_at: row.createdAt },
@@ -251,4 +258,9 @@ export class History {
     for (let i = lo; i < this.count; i++) out.push(this.at(i));
     return out;
   }
+}
+
+/** A row's event id: its `event_uuid`, or the id the poller gives a row TeamPass wrote (src/ingest/table-poller.ts). */
+function eventId(row: HistoryRow): string {
+  return row.eventUuid ?? `row-${row.rowId}`;
 }

@@ -79,6 +79,11 @@ export class Pipeline {
     this.onFanout = options.onFanout ?? null;
   }
 
+  /** Enter ids of events fanned out before this start (the history's newest) into the dedup window. */
+  rememberDelivered(ids: readonly string[], now = Date.now()): void {
+    for (const id of ids) this.dedup.check(id, now);
+  }
+
   /** True when the id is inside the dedup window (already fanned out). */
   seen(id: string, now = Date.now()): boolean {
     return this.dedup.has(id, now);

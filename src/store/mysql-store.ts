@@ -794,13 +794,13 @@ function toEventRow(r: PendingRow): EventRow {
 
 /** What a resume needs of a delivered row; the payload as stored text (see `fetchPending`). */
 const HISTORY_COLUMNS =
-  'tpws_pos, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload, UNIX_TIMESTAMP(created_at) AS created';
+  'tpws_pos, id, event_uuid, event_type, target_type, target_id, CAST(payload AS CHAR) AS payload, UNIX_TIMESTAMP(created_at) AS created';
 
-type HistorySqlRow = EventColumns & { tpws_pos: number | string };
+type HistorySqlRow = EventColumns & { tpws_pos: number | string; id: number };
 
 function toHistoryRow(r: HistorySqlRow): HistoryRow {
   // A number: supportBigNumbers hands BIGINTs below 2^53 over as exact numbers (a string above).
-  return { pos: Number(r.tpws_pos), ...eventFields(r) };
+  return { pos: Number(r.tpws_pos), rowId: Number(r.id), ...eventFields(r) };
 }
 
 /** MariaDB returns JSON columns as text; MySQL's JSON type comes back parsed. The poller wants text. */

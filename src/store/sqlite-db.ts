@@ -509,7 +509,7 @@ export class SqliteDb {
       const rows = this.#stmt(
         `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
          WHERE tpws_pos > ? AND tpws_pos < ? ORDER BY tpws_pos LIMIT ?`,
-      ).all(Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)) as (EventColumns & { tpws_pos: number })[];
+      ).all(Math.trunc(afterPos), Math.trunc(beforePos), Math.trunc(limit)) as (EventColumns & { tpws_pos: number; id: number })[];
       return rows.map(toHistoryRow);
     });
   }
@@ -520,7 +520,7 @@ export class SqliteDb {
       const rows = this.#stmt(
         `SELECT ${HISTORY_COLUMNS} FROM ${this.#t('websocket_events')}
          WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
-      ).all(Math.trunc(limit)) as (EventColumns & { tpws_pos: number })[];
+      ).all(Math.trunc(limit)) as (EventColumns & { tpws_pos: number; id: number })[];
       return rows.map(toHistoryRow).reverse();
     });
   }
@@ -619,10 +619,10 @@ function toEventRow(r: PendingRow): EventRow {
 }
 
 /** What a resume needs of a delivered row. */
-const HISTORY_COLUMNS = `tpws_pos, event_uuid, event_type, target_type, target_id, payload, ${epochMs('created_at')} AS created_ms`;
+const HISTORY_COLUMNS = `tpws_pos, id, event_uuid, event_type, target_type, target_id, payload, ${epochMs('created_at')} AS created_ms`;
 
-function toHistoryRow(r: EventColumns & { tpws_pos: number }): HistoryRow {
-  return { pos: r.tpws_pos, ...eventFields(r) };
+function toHistoryRow(r: EventColumns & { tpws_pos: number; id: number }): HistoryRow {
+  return { pos: r.tpws_pos, rowId: r.id, ...eventFields(r) };
 }
 
 function insertParams(e: EventInsert): [string, string, string, number | null, string, number | null] {

@@ -96,6 +96,8 @@ export interface EventInsert {
 export interface HistoryRow {
   /** `tpws_pos`: epoch number × 2^32 + seq. */
   pos: number;
+  /** The row's id: the event id of a row TeamPass wrote (no `event_uuid`) derives from it, as the poller's does. */
+  rowId: number;
   eventUuid: string | null;
   eventType: string;
   targetType: string;

@@ -285,10 +285,11 @@ describeStores('Store delivery history', ({ kind, newStoreUrl }) => {
       const rows = await store.readHistory(e1 + 1, e3 + 9, 100);
       expect(rows.map((r) => r.pos)).toEqual([e1 + 2, BIG, e3 + 8]);
       for (const r of rows) expect(Number.isSafeInteger(r.pos)).toBe(true);
-      expect(rows[0]).toEqual({ pos: e1 + 2, eventUuid: 'h-2', eventType: 'item_updated', targetType: 'user', targetId: 4, payload: '{"item_id":1}', createdAt: expect.any(Number) });
+      const [{ id: h2 }] = await seed.execSql<{ id: number }>(`SELECT id FROM {{prefix}}websocket_events WHERE event_uuid = 'h-2'`);
+      expect(rows[0]).toEqual({ pos: e1 + 2, rowId: Number(h2), eventUuid: 'h-2', eventType: 'item_updated', targetType: 'user', targetId: 4, payload: '{"item_id":1}', createdAt: expect.any(Number) });
       expect(rows[1]).toMatchObject({ pos: BIG, eventUuid: 'h-3', targetType: 'broadcast', targetId: null });
       const [first] = await store.readHistory(0, e1 + 2, 10);
-      expect(first).toEqual({ pos: e1 + 1, eventUuid: 'h-1', eventType: 'item_updated', targetType: 'folder', targetId: 7, payload, createdAt: Date.UTC(2026, 0, 2, 3, 4, 5) });
+      expect(first).toEqual({ pos: e1 + 1, rowId: expect.any(Number), eventUuid: 'h-1', eventType: 'item_updated', targetType: 'folder', targetId: 7, payload, createdAt: Date.UTC(2026, 0, 2, 3, 4, 5) });
     });
 
     it('gets positions past 2^32 from the driver as exact numbers (mysql2: supportBigNumbers without bigNumberStrings)', async () => {
