@@ -25,18 +25,23 @@ interface Loaded {
   etag: string;
 }
 
-/** Read once, at the first request: the files do not change while the daemon runs. */
-const cache = new Map<string, Loaded | null>();
+/**
+ * Read once, at the first request that finds it: the files do not change
+ * while the daemon runs. A missing file is looked for again at the next
+ * request (a build may be writing it).
+ */
+const cache = new Map<string, Loaded>();
 
 function load(name: string): Loaded | null {
   let f = cache.get(name);
   if (f === undefined) {
+    let body: Buffer;
     try {
-      const body = readFileSync(new URL(name, DIR));
-      f = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+      body = readFileSync(new URL(name, DIR));
     } catch {
-      f = null;
+      return null;
     }
+    f = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
     cache.set(name, f);
   }
   return f;

@@ -102,7 +102,8 @@ describe('the npm pack tarball', () => {
   }, 180_000);
 
   it('holds the built code, the launchers, the migrations and the PHP emitter', () => {
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/tp-ws.js', 'bin/tp-ws-emit.js', 'dist/cli/tp-ws.js', 'dist/cli/emit.js', 'dist/index.js', 'dist/index.d.ts', 'emitter/php/TpWsEmitter.php', 'docs/configuration.md']) {
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/tp-ws.js', 'bin/tp-ws-emit.js', 'dist/cli/tp-ws.js', 'dist/cli/emit.js', 'dist/index.js', 'dist/index.d.ts', 'emitter/php/TpWsEmitter.php', 'docs/configuration.md',
+      'dist/client/tp-ws-client.js', 'dist/client/tp-ws-client.mjs', 'dist/client/tp-ws-client.d.ts']) {
       expect(entries).toContain(file);
     }
     expect(entries.filter((e) => e.startsWith('migrations/mysql/') && e.endsWith('.sql')).length).toBeGreaterThan(0);
@@ -155,6 +156,10 @@ describe('the npm pack tarball', () => {
     const id = /^delivered via socket: id=(\S+) seq=\d+\n$/.exec(emitted.stderr)?.[1];
     expect(id, `tp-ws-emit said: ${emitted.stderr}`).toBeDefined();
     expect(await client.nextEvent()).toMatchObject({ type: 'event', event: 'hello', data: { x: 1 }, id });
+    // The installed daemon serves the browser client it was packed with (docs/client.md).
+    const served = await fetch(`http://${new URL(url).host}/ws/tp-ws-client.js`);
+    expect(served.status).toBe(200);
+    expect(await served.text()).toContain('TeamPassWebSocket');
 
     daemon.kill('SIGTERM');
     expect(await client.closed).toMatchObject({ code: 4200 });
