@@ -92,20 +92,10 @@ export interface EventInsert {
   pos?: number | null;
 }
 
-/** A delivered row read back for a resume (docs/protocol.md §Resume): its position and what the `event` message needs. */
-export interface HistoryRow {
+/** A delivered row read back for a resume (docs/protocol.md §Resume): an event row and its position. */
+export interface HistoryRow extends Omit<EventRow, 'readAt'> {
   /** `tpws_pos`: epoch number × 2^32 + seq. */
   pos: number;
-  /** The row's id: the event id of a row TeamPass wrote (no `event_uuid`) derives from it, as the poller's does. */
-  rowId: number;
-  eventUuid: string | null;
-  eventType: string;
-  targetType: string;
-  targetId: number | null;
-  /** Payload JSON text as stored. */
-  payload: string;
-  /** epoch ms (second resolution). */
-  createdAt: number;
 }
 
 /** A poller row fanned out at `pos` (`Store.markDelivered`). */

@@ -10,6 +10,7 @@ import { PROCESSED, type EventInsert, type Store } from '../../src/store/store.j
 import { openSeeder, type Seeder } from '../helpers/seed.js';
 import { createTestDatabase, describeMysql } from '../helpers/mysql.js';
 import { describeStores, type StoreKind } from '../helpers/stores.js';
+import { teampass317Tables } from '../helpers/teampass-317.js';
 
 const PREFIX = 'teampass_';
 const EVENTS = `${PREFIX}websocket_events`;
@@ -372,23 +373,7 @@ describeMysql('MysqlStore history on an existing TeamPass database', () => {
     dbs.push(db);
     const seed = await openSeeder(db.url, PREFIX);
     opened.push(seed);
-    await seed.execSql(`CREATE TABLE {{prefix}}users (
-      id int(12) NOT NULL AUTO_INCREMENT, login varchar(250) NOT NULL, pw varchar(250) NOT NULL,
-      admin tinyint(1) NOT NULL DEFAULT '0', disabled tinyint(1) NOT NULL DEFAULT '0',
-      name varchar(100) NULL, lastname varchar(100) NULL, PRIMARY KEY (id), UNIQUE KEY login (login)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`);
-    await seed.execSql(`CREATE TABLE {{prefix}}websocket_events (
-      id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-      created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-      event_type VARCHAR(50) NOT NULL,
-      target_type ENUM('user', 'folder', 'broadcast') NOT NULL,
-      target_id INT UNSIGNED NULL,
-      payload JSON NOT NULL,
-      processed TINYINT(1) UNSIGNED DEFAULT 0,
-      processed_at TIMESTAMP NULL,
-      INDEX idx_unprocessed (processed, created_at),
-      INDEX idx_cleanup (processed, processed_at)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`);
+    for (const sql of teampass317Tables('{{prefix}}')) await seed.execSql(sql);
     await seed.execSql(`INSERT INTO {{prefix}}websocket_events (event_type, target_type, target_id, payload) VALUES ('item_created', 'folder', 3, '{"item_id": 42}')`);
     return { url: db.url, seed };
   }

@@ -13,6 +13,7 @@ import { PROCESSED, type EventInsert, type Store } from '../../src/store/store.j
 import { createTestDatabase, describeMysql } from '../helpers/mysql.js';
 import { openSeeder, type Seeder } from '../helpers/seed.js';
 import { describeStores } from '../helpers/stores.js';
+import { teampass317Tables } from '../helpers/teampass-317.js';
 
 const PREFIX = 'teampass_';
 const TOKEN = (c: string) => c.repeat(64);
@@ -538,23 +539,7 @@ describeMysql('MysqlStore on an existing TeamPass database', () => {
     raw = await createConnection(mysqlConnectionOptions(parseMysqlUrl(db.url)));
     await raw.query("SET time_zone = '+00:00'");
     // TeamPass 3.1.7's tables, as its upgrade script creates them: no 'kb', no event_uuid.
-    await raw.query(`CREATE TABLE teampass_users (
-      id int(12) NOT NULL AUTO_INCREMENT, login varchar(250) NOT NULL, pw varchar(250) NOT NULL,
-      admin tinyint(1) NOT NULL DEFAULT '0', disabled tinyint(1) NOT NULL DEFAULT '0',
-      name varchar(100) NULL, lastname varchar(100) NULL, PRIMARY KEY (id), UNIQUE KEY login (login)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`);
-    await raw.query(`CREATE TABLE teampass_websocket_events (
-      id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-      created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-      event_type VARCHAR(50) NOT NULL,
-      target_type ENUM('user', 'folder', 'broadcast') NOT NULL,
-      target_id INT UNSIGNED NULL,
-      payload JSON NOT NULL,
-      processed TINYINT(1) UNSIGNED DEFAULT 0,
-      processed_at TIMESTAMP NULL,
-      INDEX idx_unprocessed (processed, created_at),
-      INDEX idx_cleanup (processed, processed_at)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`);
+    for (const sql of teampass317Tables('teampass_')) await raw.query(sql);
     await raw.query(`INSERT INTO teampass_users (id, login, pw) VALUES (1, 'admin', 'x')`);
     await raw.query(
       `INSERT INTO teampass_websocket_events (created_at, event_type, target_type, target_id, payload)
