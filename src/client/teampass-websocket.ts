@@ -8,7 +8,7 @@
  * everything to the other tabs) or `follower` (hears the leader, sends
  * through it). What the app sees is the same in all three.
  */
-import { Connection, requestError, requestId, type ConnectionSink, type ReplyHandlers } from './connection.js';
+import { Connection, requestError, requestId, type ConnectionOptions, type ConnectionSink, type ReplyHandlers } from './connection.js';
 import { readPosition, type StreamPosition } from './position-tracker.js';
 import { stopViewsOf, TabViews, withTab } from './presence.js';
 import { RecentIds } from './recent-ids.js';
@@ -45,16 +45,10 @@ interface EventTargetLike {
   removeEventListener(type: string, listener: () => void): void;
 }
 
-interface ResolvedOptions {
-  url: string;
+/** The options after defaults: the connection's own, and what the client keeps for itself. */
+interface ResolvedOptions extends Pick<ConnectionOptions, 'url' | 'pingInterval' | 'requestTimeout' | 'maxReconnectAttempts' | 'minReconnectDelay' | 'maxReconnectDelay' | 'getToken'> {
   token: string | null;
   debug: boolean;
-  pingInterval: number;
-  requestTimeout: number;
-  maxReconnectAttempts: number;
-  minReconnectDelay: number;
-  maxReconnectDelay: number;
-  getToken?: () => Promise<string | null> | string | null;
   shareTabs: boolean;
   dedupSize: number;
 }
