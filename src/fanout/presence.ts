@@ -72,7 +72,7 @@ export class Presence {
   }
 
   /** Forget a slot left with no view. */
-  private release(slot: Slot): void {
+  private forget(slot: Slot): void {
     if (this.itemViews.has(slot) || this.kbViews.has(slot)) return;
     const tabs = this.slots.get(slot.session);
     if (tabs === undefined) return;
@@ -119,7 +119,7 @@ export class Presence {
     if ((itemId !== null && current.itemId !== itemId) || (folderId !== null && current.folderId !== folderId)) return null;
     this.removeItemView(slot, current);
     this.notifyItem(current.itemId, current.folderId);
-    this.release(slot);
+    this.forget(slot);
     return current;
   }
 
@@ -150,7 +150,7 @@ export class Presence {
     if (current === undefined || (kbId !== null && current !== kbId)) return null;
     this.removeKbView(slot, current);
     this.notifyKb(current);
-    this.release(slot);
+    this.forget(slot);
     return current;
   }
 
