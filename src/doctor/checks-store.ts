@@ -104,7 +104,7 @@ function explainOpenError(err: ProbeFailure, ctx: StoreCheckContext): Finding {
   }
 }
 
-/** The schema: tp-ws's events table with its `event_uuid` and unique index, TeamPass's indexes, the tokens table. */
+/** The schema: tp-ws's events table with its `event_uuid` and `tpws_pos` and their unique indexes, TeamPass's indexes, the tokens table. */
 export async function checkSchema(probe: StoreProbe, ctx: StoreCheckContext): Promise<Finding[]> {
   const { cfg, storeArgs } = ctx;
   const migrate = `tp-ws migrate${storeArgs}`;
@@ -141,6 +141,14 @@ export async function checkSchema(probe: StoreProbe, ctx: StoreCheckContext): Pr
     } else {
       present.push(`event_uuid (unique index ${unique.name})`);
     }
+  }
+
+  if (!columns.includes('tpws_pos')) {
+    findings.push(warn('store', 'tpws_pos', `${events} has no tpws_pos column: tp-ws's history migration has not run on this database, so delivered events keep no position and browser clients cannot resume from the table (tp-ws serve would apply it at start)`, migrate));
+  } else if (indexes.some((ix) => ix.unique && ix.columns.length === 1 && ix.columns[0] === 'tpws_pos')) {
+    present.push('tpws_pos');
+  } else {
+    findings.push(warn('store', 'tpws_pos', `${events}.tpws_pos has no unique index: every resume that reads the table scans it`, migrate));
   }
 
   for (const [name, cols, why] of [

@@ -105,21 +105,23 @@ describeMysql('tp-ws doctor on MariaDB (real CLI)', () => {
 
     beforeAll(async () => {
       const t = `\`${dbName(broken)}\`.teampass_websocket_events`;
-      await admin.query(`ALTER TABLE ${t} DROP INDEX idx_event_uuid, DROP COLUMN event_uuid, DROP INDEX idx_unprocessed`);
+      await admin.query(`ALTER TABLE ${t} DROP INDEX idx_event_uuid, DROP COLUMN event_uuid, DROP INDEX idx_tpws_pos, DROP COLUMN tpws_pos, DROP INDEX idx_unprocessed`);
       await admin.query(`INSERT INTO ${t} (event_type, target_type, target_id, payload, created_at) VALUES ('item_updated', 'user', 1, '{}', NOW() - INTERVAL 2 HOUR), ('item_updated', 'user', 1, '{}', NOW())`);
       await admin.query(`INSERT INTO \`${dbName(broken)}\`.teampass_misc (type, intitule, valeur) VALUES ('admin', 'websocket_enabled', '0'), ('admin', 'websocket_host', '127.0.0.1'), ('admin', 'websocket_port', '9999')`);
       d = await doctor(args());
     });
 
-    it('a missing event_uuid column: tp-ws migrate, printed for the same store, fixes it', async () => {
+    it('a missing event_uuid column (and tpws_pos): tp-ws migrate, printed for the same store, fixes it', async () => {
       const f = finding(d, 'store.event_uuid');
       expect(f.severity).toBe('error');
+      expect(finding(d, 'store.tpws_pos')).toMatchObject({ severity: 'warn', fix: f.fix });
       expect(f.fix).toBe(`tp-ws migrate --store ${storeUrl(dbName(broken))}`);
       const m = await run((f.fix as string).split(' ').slice(1), withPassword);
       expect(m.code, m.stderr).toBe(0);
       const again = await doctor(args());
       expect(again.findings.map((x) => x.code)).not.toContain('store.event_uuid');
       expect(again.findings.map((x) => x.code)).not.toContain('store.event_uuid_index');
+      expect(again.findings.map((x) => x.code)).not.toContain('store.tpws_pos');
     });
 
     it('a missing idx_unprocessed: the ALTER TABLE it prints adds it', async () => {
