@@ -257,6 +257,15 @@ for (const spec of SPECS) {
         await client.close();
       });
 
+      it('serves the browser client the daemon serves, at /ws/tp-ws-client.js (docs/client.md)', async () => {
+        for (const file of ['tp-ws-client.js', 'tp-ws-client.mjs']) {
+          const r = await fetch(`http://127.0.0.1:${proxy!.port}/ws/${file}`);
+          expect(r.status, `${file}\n--- ${spec.name} output:\n${proxy!.output()}`).toBe(200);
+          expect(r.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+          expect(await r.text()).toContain('TeamPassWebSocket');
+        }
+      });
+
       it(`names the client (${UNTRUSTED_CLIENT}) to the daemon, for connections and for failed authentications`, async () => {
         const { client, userId } = await open({ localAddress: UNTRUSTED_CLIENT });
         await connected(client);
