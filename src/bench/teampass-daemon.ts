@@ -10,6 +10,7 @@
  *   const d = await TeampassDaemon.start({ users: 1000 });
  *   // d.wsUrl, d.tokens[i] (user i + 1), d.ingestSocket, d.pid, d.adminUrl
  *   const h0 = await d.fanoutHistogram(); … const h = histogramDelta(h0, await d.fanoutHistogram());
+ *   await d.kill('SIGKILL'); await d.insertEvents([…]); await d.restart(); // same store, new process
  *   await d.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +39,8 @@ export interface TeampassDaemonOptions {
   users: number;
   /** Folder every user may read (through `users_groups`). Default 1. */
   folderId?: number;
+  /** The folder user `id` may read instead of `folderId` (one per user; a positive integer). */
+  folderOf?: (userId: number) => number;
   /** Extra environment for the daemon (`TPWS_*` overrides), applied last. */
   env?: Record<string, string>;
   /** Raise the daemon's soft fd limit to this (or to the hard limit with 'max') before exec. */
@@ -162,12 +165,12 @@ async function makeStore(kind: BenchStoreKind, stateDir: string): Promise<BenchS
 }
 
 /**
- * Users 1..n (`bench<id>`), each reading `folderId` through `users_groups`
+ * Users 1..n (`bench<id>`), each reading `folderOf(id)` through `users_groups`
  * and holding the token `tokens[id - 1]` for two hours. Written with plain
  * SQL in multi-row INSERTs: the daemon's schema is TeamPass's, so this is
  * what TeamPass's own tables would hold.
  */
-async function seed(store: BenchStore, tokens: string[], folderId: number): Promise<void> {
+async function seed(store: BenchStore, tokens: string[], folderOf: (userId: number) => number): Promise<void> {
   const ids = tokens.map((_, i) => i + 1);
   const chunks = <T>(xs: T[]) => Array.from({ length: Math.ceil(xs.length / SEED_CHUNK) }, (_, i) => xs.slice(i * SEED_CHUNK, (i + 1) * SEED_CHUNK));
   if (store.kind === 'sqlite') {
@@ -180,7 +183,7 @@ async function seed(store: BenchStore, tokens: string[], folderId: number): Prom
       db.transaction(() => {
         for (const id of ids) {
           user.run(id, `bench${id}`);
-          group.run(id, folderId);
+          group.run(id, folderOf(id));
           token.run(id, tokens[id - 1]);
         }
       })();
@@ -193,12 +196,68 @@ async function seed(store: BenchStore, tokens: string[], folderId: number): Prom
   try {
     for (const part of chunks(ids)) {
       await conn.query(`INSERT INTO \`${PREFIX}users\` (id, login) VALUES ?`, [part.map((id) => [id, `bench${id}`])]);
-      await conn.query(`INSERT INTO \`${PREFIX}users_groups\` (user_id, group_id) VALUES ?`, [part.map((id) => [id, folderId])]);
+      await conn.query(`INSERT INTO \`${PREFIX}users_groups\` (user_id, group_id) VALUES ?`, [part.map((id) => [id, folderOf(id)])]);
       await conn.query(
         `INSERT INTO \`${PREFIX}websocket_tokens\` (user_id, token, expires_at, used) VALUES ${part.map(() => '(?, ?, DATE_ADD(NOW(), INTERVAL 7200 SECOND), 0)').join(', ')}`,
         part.flatMap((id) => [id, tokens[id - 1]]),
       );
     }
+  } finally {
+    await conn.end();
+  }
+}
+
+/** A row of the events table as TeamPass's PHP writes it (`processed = 0`, left to the poller). */
+export interface EventRow {
+  eventType: string;
+  targetType: 'user' | 'folder' | 'kb' | 'broadcast';
+  targetId: number | null;
+  payload: Record<string, unknown>;
+}
+
+const EVENT_COLUMNS = '(event_type, target_type, target_id, payload, processed)';
+
+async function insertEventRows(store: BenchStore, rows: EventRow[]): Promise<void> {
+  const values = rows.map((r) => [r.eventType, r.targetType, r.targetId, JSON.stringify(r.payload), 0]);
+  if (store.kind === 'sqlite') {
+    const db = new Database(store.url.slice('sqlite:'.length));
+    try {
+      db.pragma('busy_timeout = 5000');
+      const insert = db.prepare(`INSERT INTO "${PREFIX}websocket_events" ${EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?)`);
+      db.transaction(() => {
+        for (const v of values) insert.run(...v);
+      })();
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const conn: Connection = await createConnection(mysqlConnectionOptions(parseMysqlUrl(store.url)));
+  try {
+    await conn.beginTransaction();
+    for (let i = 0; i < values.length; i += SEED_CHUNK) {
+      await conn.query(`INSERT INTO \`${PREFIX}websocket_events\` ${EVENT_COLUMNS} VALUES ?`, [values.slice(i, i + SEED_CHUNK)]);
+    }
+    await conn.commit();
+  } finally {
+    await conn.end();
+  }
+}
+
+async function countPendingRows(store: BenchStore): Promise<number> {
+  if (store.kind === 'sqlite') {
+    const db = new Database(store.url.slice('sqlite:'.length), { readonly: true });
+    try {
+      db.pragma('busy_timeout = 5000');
+      return (db.prepare(`SELECT COUNT(*) AS n FROM "${PREFIX}websocket_events" WHERE processed = 0`).get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  }
+  const conn: Connection = await createConnection(mysqlConnectionOptions(parseMysqlUrl(store.url)));
+  try {
+    const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${PREFIX}websocket_events\` WHERE processed = 0`);
+    return Number((rows as { n: number | string }[])[0].n);
   } finally {
     await conn.end();
   }
@@ -213,29 +272,90 @@ class Tail {
   }
 }
 
-/** A `tp-ws serve` process on a seeded TeamPass store. */
+/** One `tp-ws serve` process: what a restart replaces. */
+interface ServeProcess {
+  child: ChildProcess;
+  pid: number;
+  wsUrl: string;
+  adminUrl: string;
+  fdLimit: number | null;
+}
+
+/**
+ * Start `tp-ws serve` with `env` and wait for its banner. The soft fd limit
+ * is raised first when `fd` is given (`exec` keeps the pid: the pid read in
+ * /proc is node's, not the shell's).
+ */
+async function spawnServe(env: Record<string, string>, fd: number | 'max' | undefined, output: Tail, timeoutMs: number): Promise<ServeProcess> {
+  const raise = fd === undefined ? '' : `ulimit -n ${fd === 'max' ? '"$(ulimit -Hn)"' : fd} 2>/dev/null || echo "tp-ws bench: could not raise the fd limit to ${fd}" >&2; `;
+  const child = spawn('/bin/sh', ['-c', `${raise}exec "$0" "$@"`, process.execPath, ...daemonNodeArgs(), BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  createInterface({ input: child.stdout! }).on('line', (l) => output.push(l));
+  try {
+    const banner = await readBanner(child, output, timeoutMs);
+    const pid = child.pid!;
+    return { child, pid, wsUrl: banner.wsUrl, adminUrl: banner.adminUrl, fdLimit: fdSoftLimit(pid) };
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
+ * A `tp-ws serve` process on a seeded TeamPass store. `kill()` and
+ * `restart()` replace the process on the same store and state directory (a
+ * daemon killed or restarted by its operator); `child`, `pid`, `wsUrl`,
+ * `adminUrl` and `fdLimit` then name the new one.
+ */
 export class TeampassDaemon {
+  #proc: ServeProcess;
+
   private constructor(
-    readonly child: ChildProcess,
-    readonly pid: number,
-    readonly wsUrl: string,
-    readonly adminUrl: string,
+    proc: ServeProcess,
     readonly ingestSocket: string,
     /** `tokens[i]` authenticates user i + 1. */
     readonly tokens: string[],
     readonly store: BenchStoreKind,
-    /** Soft fd limit the daemon runs with (null: unlimited or unknown). */
-    readonly fdLimit: number | null,
     readonly folderId: number,
+    private readonly env: Record<string, string>,
+    private readonly fd: number | 'max' | undefined,
+    private readonly startTimeoutMs: number,
     private readonly stateDir: string,
     private readonly dbStore: BenchStore,
     private readonly output: Tail,
-  ) {}
+  ) {
+    this.#proc = proc;
+  }
+
+  get child(): ChildProcess {
+    return this.#proc.child;
+  }
+
+  get pid(): number {
+    return this.#proc.pid;
+  }
+
+  get wsUrl(): string {
+    return this.#proc.wsUrl;
+  }
+
+  get adminUrl(): string {
+    return this.#proc.adminUrl;
+  }
+
+  /** Soft fd limit the daemon runs with (null: unlimited or unknown). */
+  get fdLimit(): number | null {
+    return this.#proc.fdLimit;
+  }
 
   static async start(o: TeampassDaemonOptions): Promise<TeampassDaemon> {
     if (!Number.isInteger(o.users) || o.users < 1 || o.users > 1_000_000) throw new Error(`users must be an integer in 1..1000000, got ${o.users}`);
     const folderId = o.folderId ?? 1;
     if (!Number.isInteger(folderId) || folderId < 1) throw new Error(`folderId must be a positive integer, got ${folderId}`);
+    const folderOf = (id: number): number => {
+      const f = o.folderOf === undefined ? folderId : o.folderOf(id);
+      if (!Number.isInteger(f) || f < 1) throw new Error(`folderOf(${id}) must be a positive integer, got ${f}`);
+      return f;
+    };
     const fd = o.fdLimit;
     if (fd !== undefined && fd !== 'max' && !(Number.isInteger(fd) && fd > 0)) throw new Error(`fdLimit must be a positive integer or 'max', got ${fd}`);
     const kind: BenchStoreKind = (o.store ?? 'auto') === 'auto' ? (benchMysqlServerUrl() ? 'mariadb' : 'sqlite') : (o.store as BenchStoreKind);
@@ -245,7 +365,6 @@ export class TeampassDaemon {
       rmSync(stateDir, { recursive: true, force: true });
       throw err;
     });
-    let child: ChildProcess | null = null;
     try {
       // The daemon's own migrations create TeamPass's tables on an empty database.
       const store = openStore(dbStore.url, PREFIX);
@@ -255,7 +374,7 @@ export class TeampassDaemon {
         await store.close();
       }
       const tokens = Array.from({ length: o.users }, () => randomBytes(32).toString('hex'));
-      await seed(dbStore, tokens, folderId);
+      await seed(dbStore, tokens, folderOf);
 
       const ingestSocket = join(stateDir, 'ingest.sock');
       const env: Record<string, string> = {
@@ -269,16 +388,11 @@ export class TeampassDaemon {
         TPWS_LOG_LEVEL: 'warn',
         ...o.env,
       };
-      // `exec` keeps the pid: the pid we read /proc of is node's, not the shell's.
-      const raise = fd === undefined ? '' : `ulimit -n ${fd === 'max' ? '"$(ulimit -Hn)"' : fd} 2>/dev/null || echo "tp-ws bench: could not raise the fd limit to ${fd}" >&2; `;
-      child = spawn('/bin/sh', ['-c', `${raise}exec "$0" "$@"`, process.execPath, ...daemonNodeArgs(), BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       const output = new Tail();
-      createInterface({ input: child.stdout! }).on('line', (l) => output.push(l));
-      const banner = await readBanner(child, output, o.startTimeoutMs ?? 30_000);
-      const pid = child.pid!;
-      return new TeampassDaemon(child, pid, banner.wsUrl, banner.adminUrl, ingestSocket, tokens, kind, fdSoftLimit(pid), folderId, stateDir, dbStore, output);
+      const startTimeoutMs = o.startTimeoutMs ?? 30_000;
+      const proc = await spawnServe(env, fd, output, startTimeoutMs);
+      return new TeampassDaemon(proc, ingestSocket, tokens, kind, folderId, env, fd, startTimeoutMs, stateDir, dbStore, output);
     } catch (err) {
-      if (child !== null && child.exitCode === null) child.kill('SIGKILL');
       await dbStore.drop().catch(() => undefined);
       rmSync(stateDir, { recursive: true, force: true });
       throw err;
@@ -302,12 +416,39 @@ export class TeampassDaemon {
     return [...this.output.lines];
   }
 
+  /** Send `signal` to the daemon and wait until it has exited; the store and state directory stay. */
+  async kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const child = this.#proc.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Start a new `tp-ws serve` on the same store, state directory and environment, once the last one has exited; resolves at its banner. */
+  async restart(): Promise<void> {
+    const child = this.#proc.child;
+    if (child.exitCode === null && child.signalCode === null) throw new Error('restart: the daemon is still running; kill() it first');
+    this.#proc = await spawnServe(this.env, this.fd, this.output, this.startTimeoutMs);
+  }
+
+  /** INSERT `rows` into the events table in one transaction, as TeamPass's PHP does (`processed = 0`: the poller delivers them). */
+  insertEvents(rows: EventRow[]): Promise<void> {
+    return insertEventRows(this.dbStore, rows);
+  }
+
+  /** Rows of the events table the poller has not handled yet (`processed = 0`), read by another connection: costs the daemon nothing. */
+  pendingEventRows(): Promise<number> {
+    return countPendingRows(this.dbStore);
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs`; drops the database and the state directory. */
   async stop(graceMs = 10_000): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise((r) => this.child.once('exit', r));
-      this.child.kill('SIGTERM');
-      const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    const child = this.#proc.child;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(t);
     }
