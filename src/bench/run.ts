@@ -20,6 +20,7 @@ import { benchSqliteStall } from './sqlite-stall.js';
 import { benchIdleCpu, benchRssIdle } from './idle.js';
 import { connectStorm } from './storm.js';
 import { backlog100k } from './backlog.js';
+import { resumeRestart } from './resume.js';
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown>>;
 
@@ -57,10 +58,12 @@ const BENCHES: Record<string, Bench> = {
   'idle-cpu': (quick) => benchIdleCpu(quick ? { sockets: 200, seconds: 3, settleMs: 5000 } : { sockets: 10_000, seconds: 30 }),
   'connect-storm': (quick) => connectStorm(quick),
   'backlog-100k': (quick) => backlog100k(quick),
+  // Issue #11: every client resumes after a daemon restart, against the same reconnects without resume.
+  'resume-restart': (quick) => resumeRestart(quick),
 };
 
 /** Scenarios that have a --quick size; --quick without names runs these. */
-const QUICK = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000', 'rss-idle', 'idle-cpu', 'connect-storm', 'backlog-100k'];
+const QUICK = ['fanout-1000x20', 'burst-2000x1000', 'broadcast-10000', 'floor-1x1000', 'rss-idle', 'idle-cpu', 'connect-storm', 'backlog-100k', 'resume-restart'];
 
 interface Args {
   quick: boolean;

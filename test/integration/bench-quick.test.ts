@@ -142,3 +142,54 @@ describeMysql('bench --quick [mariadb]: memory, idle CPU, connect storm, backlog
     expect(backlog.delivered).toBe(backlog.rows);
   }, 240_000);
 });
+
+describeMysql('bench --quick [mariadb]: resume after a restart', () => {
+  it('every client resumes after SIGKILL with exactly the events it missed, then reconnects without resume as the floor', async () => {
+    const { doc } = await runQuick(MYSQL_URL, ['resume-restart']);
+    const [r] = doc.results as Json[];
+    expect(r.name).toBe('resume-restart');
+    expect(r.store).toBe('mariadb');
+    const { clients, events_before_kill: events, rows_while_down: rows } = r.params;
+    expect(clients).toBe(50);
+    // Before the kill: every event journaled and at every client it was for, once.
+    expect(r.before_kill.acked).toBe(events);
+    expect(r.before_kill.journal_queue_at_kill).toBe(0);
+    expect(r.before_kill.frames_missing).toBe(0);
+    expect(r.before_kill.duplicates).toBe(0);
+    expect(r.before_kill.epochs).toBe(1);
+    for (const side of [r.resume, r.floor]) {
+      expect(side.restart).toBe('SIGKILL');
+      expect(side.ready).toBe(clients);
+      expect(side.failed).toBe(0);
+      expect(side.complete).toBe(true);
+      expect(side.rows_while_down).toBe(rows);
+      expect(side.rows_delivered_by_poller).toBe(rows);
+      expect(side.duplicates).toBe(0);
+      expect(side.unexpected).toBe(0);
+      expect(side.connect_ms.count).toBe(clients);
+      for (const k of ['window_ms', 'daemon_cpu_s', 'daemon_cpu_before_banner_s', 'client_cpu_s', 'banner_to_rows_delivered_ms']) expect(typeof side[k]).toBe('number');
+      expect(side.daemon_rss_peak_mb).toBeGreaterThan(0);
+      expect(typeof side.limited).toBe('boolean');
+      expect(typeof side.machine.busy_cores).toBe('number');
+    }
+    // Resume: all recovered, and every client got each event it missed once, all as replay.
+    expect(r.resume.recovered).toBe(clients);
+    expect(r.resume.not_recovered).toEqual({});
+    expect(r.resume.daemon_resumes).toEqual({ recovered: clients, all: clients });
+    expect(r.resume.missed_expected).toBeGreaterThan(0);
+    expect(r.resume.missed_received).toBe(r.resume.missed_expected);
+    expect(r.resume.replayed_total).toBe(r.resume.missed_expected);
+    expect(r.resume.daemon_replayed_events).toBe(r.resume.replayed_total);
+    expect(r.resume.live_total).toBe(0);
+    expect(r.resume.clients_exact).toBe(clients);
+    expect(r.resume.resume_reply_ms.count).toBe(clients);
+    expect(r.resume.resume_to_last_replayed_ms.count).toBe(clients);
+    expect(typeof r.resume.wall_to_all_resumed_ms).toBe('number');
+    // Floor: subscribed again, and (as with TeamPass's client) none of the rows fanned out while away.
+    expect(r.floor.subscribe_reply_ms.count).toBe(clients);
+    expect(r.floor.events_received).toBe(0);
+    expect(r.floor.events_if_none_missed).toBeGreaterThan(0);
+    expect(typeof r.floor.wall_to_all_subscribed_ms).toBe('number');
+    for (const k of ['wall', 'daemon_cpu']) expect(r.ratio_to_floor).toHaveProperty(k);
+  }, 120_000);
+});
