@@ -198,7 +198,8 @@ export class Connection {
       ws = new this.options.WebSocket(url);
     } catch (err) {
       // An invalid URL will not become valid by waiting, but backing off keeps this from spinning.
-      this.options.log('cannot open a socket', err);
+      // The error's name only: a browser's message quotes the URL, token included.
+      this.options.log('cannot open a socket', err instanceof Error ? err.name : typeof err);
       this.afterClose({ code: 1006, reason: 'cannot open a socket', wasClean: false });
       return;
     }
