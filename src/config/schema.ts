@@ -45,6 +45,7 @@ export interface Config {
     port: number;
     trustedProxies: string[];
     maxConnections: number;
+    handshakeTimeoutMs: number;
   };
   admin: { host: string; port: number };
   store: { url: string; password: string | null; passwordFile: string | null; tablePrefix: string };
@@ -127,6 +128,10 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Peers whose `X-Forwarded-For` or `X-Real-IP` header is believed (comma-separated IPs). Other peers are taken at their socket address.',
   },
   { key: 'server.maxConnections', env: 'TPWS_MAX_CONNECTIONS', type: 'int', min: 1, max: 10_000_000, default: 100_000, doc: 'Total WebSocket connections accepted; past it new upgrades get HTTP 503.' },
+  {
+    key: 'server.handshakeTimeoutMs', env: 'TPWS_HANDSHAKE_TIMEOUT_MS', type: 'int', min: 500, max: 600_000, default: 10_000,
+    doc: 'Time a new TCP connection has to send its complete HTTP request (the WebSocket upgrade); a connection still sending headers then (slowloris), or that sent nothing, is closed. Open WebSockets are not affected.',
+  },
   { key: 'admin.host', env: 'TPWS_ADMIN_HOST', flag: 'admin-host', type: 'string', default: '127.0.0.1', doc: 'Address of the admin listener (`/healthz`, `/readyz`). Keep it off the public network.' },
   { key: 'admin.port', env: 'TPWS_ADMIN_PORT', flag: 'admin-port', type: 'int', min: -1, max: 65535, default: 8081, doc: 'Port of the admin listener; 0 picks a free port, -1 disables it.' },
   {

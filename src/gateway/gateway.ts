@@ -203,7 +203,15 @@ export class Gateway {
         this.counters.resumeReplayed += replayed;
       },
     };
-    this.server = createServer((req, res) => {
+    // An unfinished request (slowloris: headers a byte at a time, or none) is cut at
+    // server.handshakeTimeoutMs (408 and close); Node checks its connections every checking
+    // interval, so that is kept a fraction of the timeout. Upgraded sockets leave this list.
+    const handshakeMs = this.cfg.server.handshakeTimeoutMs;
+    this.server = createServer({
+      headersTimeout: handshakeMs,
+      requestTimeout: handshakeMs,
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(handshakeMs / 4)),
+    }, (req, res) => {
       // The browser client is served here too, on the path the proxy already forwards (docs/client.md).
       if (serveClientFile(req, res)) return;
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
