@@ -715,13 +715,6 @@ export function registerReplayCommand(program: Command): Command {
     .option('--limit <n>', 'send at most this many events')
     .option('--timeout <ms>', `how long to wait for each ack of the daemon (default ${DEFAULT_TIMEOUT_MS})`)
     .addHelpText('after', HELP_AFTER)
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: () => undefined })
-    .exitOverride((err) => {
-      // --help and --version: commander exits 0 after this returns.
-      if (err.exitCode === 0) return;
-      throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `${err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see tp-ws replay --help)`);
-    })
     .action(async (opts: ReplayFlags & Record<string, unknown>) => {
       const options = parseReplayFlags(opts);
       const cfg = loadConfigFromCommand(opts);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { isTpWsError } from '../errors.js';
+import { TpWsError, isTpWsError } from '../errors.js';
 import { addConfigOptions, loadConfigFromCommand, loadConfigWithOriginsFromCommand, registerConfigCommands } from './config-commands.js';
 import { addTokenOptions } from './token.js';
 import { registerDoctorCommand } from './doctor.js';
@@ -8,15 +8,33 @@ import { registerStatusCommand } from './status.js';
 import { VERSION } from '../version.js';
 
 /**
+ * A usage error of `cmd` (unknown option or command, an option without its
+ * value, an extra argument) becomes a `TPWS_ERR_CONFIG_INVALID` naming it:
+ * one line and exit 2, as for a bad flag value, instead of commander's
+ * exit 1 and usage text (1 means something else to `status` and `replay`).
+ */
+function usageErrorsAsConfigErrors(cmd: Command): void {
+  const name = cmd.parent === null ? 'tp-ws' : `tp-ws ${cmd.name()}`;
+  cmd
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: () => undefined })
+    .exitOverride((err) => {
+      // --help and --version (exit 0), and the help printed for a bare `tp-ws` (exit 1):
+      // commander exits after this returns.
+      if (err.exitCode === 0 || err.code === 'commander.help') return;
+      throw new TpWsError('TPWS_ERR_CONFIG_INVALID', `${err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see ${name} --help)`);
+    });
+}
+
+/**
  * Builds the `tp-ws` program and runs it on `argv`. Errors with a tp-ws code
- * are printed as one line (`TPWS_ERR_…: message`) with exit code 2; anything
- * else is a bug and prints its stack.
+ * (usage errors included) are printed as one line (`TPWS_ERR_…: message`)
+ * with exit code 2; anything else is a bug and prints its stack.
  */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('tp-ws')
     .description('Real-time event bridge for PHP applications (TeamPass-compatible WebSocket daemon)')
-    .version(VERSION)
-    .showHelpAfterError();
+    .version(VERSION);
 
   addConfigOptions(program.command('serve').description('run the daemon (WebSocket gateway, ingest socket, table poller)'))
     .action(async (opts) => {
@@ -43,6 +61,7 @@ export async function main(argv: string[]): Promise<void> {
   registerDoctorCommand(program);
   registerReplayCommand(program);
   registerStatusCommand(program);
+  for (const cmd of [program, ...program.commands]) usageErrorsAsConfigErrors(cmd);
 
   try {
     await program.parseAsync(argv);
