@@ -46,6 +46,7 @@ import {
   type TokenUser,
   type UserRecord,
 } from './store.js';
+import { ownerIsGone } from './lease-owner.js';
 import { SQLITE_REPLAY, replayWhere } from './replay-query.js';
 
 export interface SqliteDbOptions {
@@ -565,7 +566,14 @@ export class SqliteDb {
          ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
          WHERE owner = excluded.owner OR expires_at <= datetime('now')`,
       ).run(this.#owner, secondsModifier(LEASE_SECONDS));
-      return changes === 1;
+      if (changes === 1) return true;
+      // Held by a process of this host that is gone (a daemon killed with SIGKILL never
+      // gives its lease up): take it now, not when it lapses. The owner in the WHERE
+      // makes this a compare-and-swap, so of two daemons starting at once one wins.
+      const held = this.#stmt(`SELECT owner FROM ${this.#t('tpws_lease')} WHERE name = 'poller'`).get() as { owner: string } | undefined;
+      if (held === undefined || !ownerIsGone(held.owner)) return false;
+      return this.#stmt(`UPDATE ${this.#t('tpws_lease')} SET owner = ?, expires_at = datetime('now', ?) WHERE name = 'poller' AND owner = ?`)
+        .run(this.#owner, secondsModifier(LEASE_SECONDS), held.owner).changes === 1;
     });
   }
 

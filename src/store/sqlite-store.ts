@@ -9,9 +9,9 @@
  * event loop keeps running while a write waits for another process's lock or
  * a 100k-token refresh runs.
  */
-import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { TpWsError } from '../errors.js';
+import { leaseOwner } from './lease-owner.js';
 import { errorCode } from './sql-support.js';
 import type { SqliteOp, SqliteOpArgs, SqliteOpResult, SqliteReply, SqliteRequest, SqliteWorkerInit, WireError } from './sqlite-worker.js';
 import type {
@@ -75,7 +75,9 @@ interface Call {
  *
  * The poller lock is a lease row in `<prefix>tpws_lease`: the holder must call
  * `acquirePollerLock()` again within 15 s to keep it (each call renews it);
- * `releasePollerLock()` and `close()` give it up.
+ * `releasePollerLock()` and `close()` give it up. A lease whose holder is a
+ * process of this host that no longer exists (killed with SIGKILL) is taken
+ * at once (src/store/lease-owner.ts).
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -90,7 +92,7 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.prefix = options.prefix;
-    const init: SqliteWorkerInit = { path: options.path, prefix: options.prefix, owner: randomBytes(12).toString('hex') };
+    const init: SqliteWorkerInit = { path: options.path, prefix: options.prefix, owner: leaseOwner() };
     try {
       this.#worker = new Worker(WORKER_URL, { workerData: init, execArgv: workerExecArgv() });
     } catch (err) {
