@@ -32,7 +32,11 @@ export interface JournalCounters {
   written: number;
   /** Writes (batches) that failed. */
   writeErrors: number;
-  /** Events given up: never written, never retried. */
+  /**
+   * Events given up, never retried: not confirmed written. One whose write the
+   * database's crash cut off may be in the table all the same (the write
+   * committed, its answer was lost); at most one batch, as one write runs at a time.
+   */
   dropped: number;
 }
 
@@ -82,8 +86,11 @@ export class Journal {
   /** `closing`: new events refused, queued ones still written; `closed`: nothing more is tried. */
   private state: 'open' | 'closing' | 'closed' = 'open';
   private idleWaiters: (() => void)[] = [];
+  /** When the last overflow line was logged. */
   private lastDropLog = 0;
+  /** Overflow drops since that line, and the timer that logs them. */
   private dropsUnlogged = 0;
+  private dropLogTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly store: Pick<Store, 'journalEvents'>, private readonly log: Logger, private readonly o: JournalOptions) {}
 
@@ -128,15 +135,31 @@ export class Journal {
     this.counters.dropped += lost.length;
     for (const p of lost) settle(p, 'dropped');
     this.o.onDropped?.(lost.map((p) => p.row.eventUuid));
-    // One line per few seconds, not one per event: overflow happens per write while the store is down.
+    if (why !== 'overflow') {
+      this.logOverflow();
+      this.log.error({ dropped: lost.length, reason: why, total_dropped: this.counters.dropped }, 'journal stopping; events dropped from the history (they were delivered)');
+      return;
+    }
+    // One line per few seconds, not one per event: overflow happens per write while the
+    // store is down. The drops since the last line are logged when the interval is over,
+    // whether more follow or not, so the lines add up to the counter.
     this.dropsUnlogged += lost.length;
-    const now = Date.now();
-    if (why === 'overflow' && now - this.lastDropLog < DROP_LOG_INTERVAL_MS) return;
-    this.lastDropLog = now;
-    this.log.error({ dropped: this.dropsUnlogged, reason: why, total_dropped: this.counters.dropped },
-      why === 'overflow'
-        ? 'journal queue full (store down or slow); oldest events dropped from the history (they were delivered)'
-        : 'journal stopping; events dropped from the history (they were delivered)');
+    const wait = this.lastDropLog + DROP_LOG_INTERVAL_MS - Date.now();
+    if (wait <= 0) this.logOverflow();
+    else if (this.dropLogTimer === null) {
+      this.dropLogTimer = setTimeout(() => this.logOverflow(), wait);
+      this.dropLogTimer.unref();
+    }
+  }
+
+  /** Log the overflow drops not logged yet, with their count. */
+  private logOverflow(): void {
+    if (this.dropLogTimer !== null) clearTimeout(this.dropLogTimer);
+    this.dropLogTimer = null;
+    if (this.dropsUnlogged === 0) return;
+    this.lastDropLog = Date.now();
+    this.log.error({ dropped: this.dropsUnlogged, reason: 'overflow', total_dropped: this.counters.dropped },
+      'journal queue full (store down or slow); oldest events dropped from the history (they were delivered)');
     this.dropsUnlogged = 0;
   }
 
@@ -220,6 +243,7 @@ export class Journal {
     this.timer = null;
     const left = this.waiting.splice(0);
     if (left.length > 0) this.drop(left, 'shutdown');
+    this.logOverflow();
     return left.length + this.inFlight.length;
   }
 }
