@@ -239,7 +239,7 @@ export class Gateway {
         if (conn !== null) gw.connOnClose(conn);
       },
       error(err) {
-        gw.log.debug({ err: err.message, ip: connOf(this)?.ip }, 'websocket error');
+        gw.connOnError(connOf(this), err);
       },
     };
   }
@@ -560,6 +560,25 @@ export class Gateway {
 
   // --- lifecycle -------------------------------------------------------------------
 
+  /**
+   * A frame that breaks RFC 6455 or the size limits (docs/protocol.md §Close
+   * codes): `ws` has already sent the close (1002, 1008 or 1009); the
+   * rejection is counted under that code and logged with `ws`'s error code.
+   * One line per socket: the socket is closing.
+   */
+  private connOnError(conn: Conn | null, err: Error): void {
+    const closeCode = wsCloseCode(err);
+    if (closeCode === null) {
+      this.log.debug({ err: err.message, ip: conn?.ip }, 'websocket error');
+      return;
+    }
+    this.closes.set(closeCode, (this.closes.get(closeCode) ?? 0) + 1);
+    const fields = { code: (err as NodeJS.ErrnoException).code, close_code: closeCode, reason: err.message.slice(0, 200), ip: conn?.ip };
+    const s = conn?.session;
+    if (s) this.sessionLog(s).info(fields, 'websocket protocol error; socket closed');
+    else this.log.info(fields, 'websocket protocol error; socket closed');
+  }
+
   private connOnClose(conn: Conn): void {
     if (!this.conns.delete(conn)) return;
     if (conn.expiryTimer !== null) clearTimeout(conn.expiryTimer);
@@ -644,6 +663,13 @@ export class Gateway {
     this.server.closeAllConnections?.();
     await serverClosed;
   }
+}
+
+/** The close code `ws` sent for a frame it refused (its error's status code), or null for other errors (a socket reset). */
+function wsCloseCode(err: Error): number | null {
+  const sym = Object.getOwnPropertySymbols(err).find((k) => k.description === 'status-code');
+  const code: unknown = sym === undefined ? undefined : (err as unknown as Record<symbol, unknown>)[sym];
+  return typeof code === 'number' ? code : null;
 }
 
 function toBuffer(data: RawData): Buffer {
