@@ -129,7 +129,7 @@ export class UnixSocketIngest {
     this.counters.frames++;
     if (item.kind === 'bad-start') {
       this.counters.badFrames++;
-      this.log.warn({ first_byte: item.byte }, 'ingest connection with an unknown encoding; closed');
+      this.log.warn({ code: 'TPWS_ERR_BAD_FRAME', first_byte: item.byte }, 'ingest connection with an unknown encoding; closed');
       this.sendAck(conn, 'ndjson', this.errorAck('TPWS_ERR_BAD_FRAME', `the first byte (0x${item.byte.toString(16).padStart(2, '0')}) must be '{', '[' or whitespace for NDJSON, or 0x00 for length-prefixed msgpack`), null);
       this.endConn(conn);
       return;
@@ -165,6 +165,7 @@ export class UnixSocketIngest {
       this.sendAck(conn, enc, ack, r.ok && this.o.ackAfter === 'journal' ? r.journaled.then((o) => annotate(ack, o)) : null);
     } else {
       this.counters.badFrames++;
+      this.log.warn({ code: 'TPWS_ERR_BAD_FRAME', type: value === null ? 'null' : typeof value }, 'ingest frame is neither an event nor a batch');
       this.sendAck(conn, enc, this.errorAck('TPWS_ERR_BAD_FRAME', 'a frame must be one event (an object) or a batch (an array of events)'), null);
     }
   }
@@ -172,6 +173,7 @@ export class UnixSocketIngest {
   private handleBatch(conn: Conn, enc: Encoding, list: unknown[]): void {
     if (list.length > this.o.maxBatchEvents) {
       this.counters.badFrames++;
+      this.log.warn({ code: 'TPWS_ERR_BATCH_TOO_LARGE', events: list.length, max: this.o.maxBatchEvents }, 'ingest batch too large');
       this.sendAck(conn, enc, this.errorAck('TPWS_ERR_BATCH_TOO_LARGE', `batch of ${list.length} events is larger than ingest.maxBatchEvents (${this.o.maxBatchEvents}); split it`), null);
       return;
     }
