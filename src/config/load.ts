@@ -11,7 +11,8 @@
  * keys that are not `secret`.
  */
 
-import { readFileSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -102,10 +103,33 @@ export function describeOrigin(origin: ConfigOrigin): string {
   }
 }
 
+/** Longest value or name quoted in an error: the message stays one readable line. */
+const QUOTE_MAX = 60;
+
+/**
+ * A value as an error quotes it: JSON (so a newline is `\n`, not a line
+ * break), cut at `QUOTE_MAX` characters; a value JSON cannot render (an
+ * array nested too deep for it) is named by its type.
+ */
+function quote(raw: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(raw) ?? typeof raw;
+  } catch {
+    text = Array.isArray(raw) ? 'an array nested too deep to show' : typeof raw;
+  }
+  return text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX)}… (${text.length} characters)` : text;
+}
+
+/** A key name from a config file as an error shows it: as is when it is plain, else quoted. */
+function keyName(path: string): string {
+  return /^[A-Za-z0-9_.-]{1,80}$/.test(path) ? path : quote(path);
+}
+
 function invalid(spec: KeySpec, origin: Origin, rule: string, raw?: unknown): TpWsError {
   // A secret's value (JWT secret, MySQL URL with its password) never goes
   // into a message: messages end up in logs and terminals.
-  const got = spec.secret || raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
+  const got = spec.secret || raw === undefined ? '' : ` (got ${quote(raw)})`;
   return new TpWsError('TPWS_ERR_CONFIG_INVALID', `in ${spec.key} (from ${describeOrigin(origin)}): ${rule}${got}`);
 }
 
@@ -195,7 +219,12 @@ function distance(a: string, b: string): number {
   return row[b.length];
 }
 
+/** Unknown keys listed in one error (a file of thousands still gives one short line). */
+const UNKNOWN_SHOWN = 5;
+
 function suggest(name: string, candidates: readonly string[]): string {
+  // Names are at most ~40 characters: a long one is no typo of them (and costs length × 40 per key).
+  if (name.length > 80) return '';
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
@@ -218,18 +247,64 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
+ * Largest config file read. A complete one is a few KiB; the bound keeps a
+ * wrong `--config` (a log file, a disk image, `/dev/zero`) from being read
+ * into memory whole.
+ */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/** Up to `max + 1` bytes of `file` (more than `max` means too large); reads pipes and devices too. */
+function readBounded(file: string, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(max + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Where the first byte that is not UTF-8 is, as `line L, byte B`: the first
+ * U+FFFD of the decoded text that the file does not spell as EF BF BD.
+ */
+function firstBadByte(bytes: Buffer, decoded: string): string {
+  for (let i = decoded.indexOf('\uFFFD'); i >= 0; i = decoded.indexOf('\uFFFD', i + 1)) {
+    const before = decoded.slice(0, i);
+    const off = Buffer.byteLength(before);
+    if (bytes[off] !== 0xef || bytes[off + 1] !== 0xbf || bytes[off + 2] !== 0xbd) return `line ${before.split('\n').length}, byte ${off + 1}`;
+  }
+  return `${bytes.length} bytes`;
+}
+
+/**
  * Reads the JSON config file into a flat dotted map. Unknown keys (and
  * sections that are not objects) are rejected, all at once, so a typo does
  * not silently fall back to a default.
  */
 function readConfigFile(file: string): Map<string, unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readBounded(file, MAX_CONFIG_FILE_BYTES);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
     throw new TpWsError('TPWS_ERR_CONFIG_FILE', `cannot read config file ${file}: ${code}`, { cause: err });
   }
+  if (bytes.length > MAX_CONFIG_FILE_BYTES) {
+    throw new TpWsError('TPWS_ERR_CONFIG_FILE', `config file ${file} is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB: not a tp-ws config file (did --config name the wrong file?)`);
+  }
+  // Decoding would turn bytes that are not UTF-8 into U+FFFD inside a string value (a
+  // secret, a path) and load a value nobody wrote: refuse the file, naming where.
+  const decoded = bytes.toString('utf8');
+  if (!isUtf8(bytes)) throw new TpWsError('TPWS_ERR_CONFIG_FILE', `config file ${file} is not valid UTF-8 (${firstBadByte(bytes, decoded)})`);
+  // A byte-order mark (some Windows editors write one) is not part of the JSON.
+  const text = decoded.replace(/^\uFEFF/, '');
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -251,14 +326,15 @@ function readConfigFile(file: string): Map<string, unknown> {
   }
 
   const flat = new Map<string, unknown>();
-  const unknown: string[] = [];
+  // Described only for the ones the error shows: a hint costs a distance to every key name.
+  const unknown: (() => string)[] = [];
   const walk = (obj: Record<string, unknown>, prefix: string): void => {
     for (const [name, value] of Object.entries(obj)) {
       const path = prefix + name;
       if (name.includes('.')) {
         // One spelling only: a dotted name next to its nested twin would
         // leave it unclear which one wins.
-        unknown.push(`${path} (write it nested: ${nestedExample(path)})`);
+        unknown.push(() => `${keyName(path)} (write it nested: ${nestedExample(keyName(path))})`);
       } else if (SPEC_BY_KEY.has(path)) {
         flat.set(path, value);
       } else if (SCHEMA.some((s) => s.key.startsWith(`${path}.`))) {
@@ -267,7 +343,7 @@ function readConfigFile(file: string): Map<string, unknown> {
         }
         walk(value, `${path}.`);
       } else {
-        unknown.push(path + suggest(path, KEYS));
+        unknown.push(() => keyName(path) + suggest(path, KEYS));
       }
     }
   };
@@ -275,7 +351,7 @@ function readConfigFile(file: string): Map<string, unknown> {
   if (unknown.length > 0) {
     throw new TpWsError(
       'TPWS_ERR_CONFIG_INVALID',
-      `in config file ${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`,
+      `in config file ${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, UNKNOWN_SHOWN).map((describe) => describe()).join(', ')}${unknown.length > UNKNOWN_SHOWN ? ` and ${unknown.length - UNKNOWN_SHOWN} more` : ''}`,
     );
   }
   return flat;
