@@ -31,6 +31,8 @@ export class Hub {
   private readonly byUser = new Map<number, Set<Session>>();
   private readonly byFolder = new Map<number, Set<Session>>();
   private readonly kbSubscribers = new Set<Session>();
+  /** Access re-reads under way (src/teampass/event-reactions.ts), by user. */
+  private readonly rereads = new Map<number, Promise<void>>();
 
   get size(): number {
     return this.sessions.size;
@@ -52,6 +54,25 @@ export class Hub {
     }
     for (const folderId of session.folders) this.removeFromFolder(session, folderId);
     this.kbSubscribers.delete(session);
+  }
+
+  /**
+   * Note that the access of `userId` is being read again until `done`
+   * settles. Actions of the user's sockets wait for it (`accessReread`), so
+   * one that arrives after a `folder_permission_changed` — a subscribe sent
+   * on receiving it — gets the new verdict (docs/protocol.md §Access changes).
+   */
+  accessRereading(userId: number, done: Promise<void>): void {
+    this.rereads.set(userId, done);
+    const forget = () => {
+      if (this.rereads.get(userId) === done) this.rereads.delete(userId);
+    };
+    done.then(forget, forget);
+  }
+
+  /** The access re-read of `userId` under way, or null. */
+  accessReread(userId: number): Promise<void> | null {
+    return this.rereads.get(userId) ?? null;
   }
 
   /** Sessions of one user (live view; do not mutate). */

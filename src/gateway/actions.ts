@@ -59,6 +59,13 @@ function lockList(rows: LockHolder[], idKey: 'item_id' | 'kb_id'): Record<string
  */
 export async function handleAction(ctx: ActionContext, session: Session, msg: ClientMessage, now: number): Promise<Reply> {
   const rid = msg.requestId;
+  // [Access changes] An action sees every access change delivered before it arrived: a subscribe
+  // sent on receiving folder_permission_changed waits the few ms the new folders take to read.
+  const reread = ctx.hub.accessReread(session.userId);
+  if (reread !== null) {
+    await reread;
+    if (session.closed) return null;
+  }
   switch (msg.action) {
     case 'ping':
       session.lastSeen = now;

@@ -43,7 +43,9 @@ export interface EventReactionsCounters {
  *   replaces the old on every socket of the user, and subscriptions (and an
  *   item view) in folders no longer allowed end. Meanwhile those sockets keep
  *   back what arrives, and then drop the folder events the new set refuses,
- *   so nothing queued behind the change reaches a folder just lost. Sent to a folder instead,
+ *   so nothing queued behind the change reaches a folder just lost; and
+ *   their actions wait (the hub tells the gateway), so a subscribe sent on
+ *   receiving the change is answered with the new set. Sent to a folder instead,
  *   the same happens for every user who received it. Sockets opened with a
  *   JWT keep the folders of their token. When the database cannot be read
  *   after a few tries, the user's sockets are closed with 4104 (reconnect):
@@ -108,7 +110,7 @@ export class EventReactions {
     // event for the folder just lost may already be behind this one in the same batch).
     const held = this.tokenSessions(userId);
     for (const s of held) s.hold();
-    this.track((async () => {
+    const done = (async () => {
       try {
         do {
           fresh.again = false;
@@ -118,7 +120,10 @@ export class EventReactions {
         this.rechecking.delete(userId);
         for (const s of held) s.release((f) => s.identity.isAdmin || s.identity.folders.has(f));
       }
-    })());
+    })();
+    this.track(done);
+    // Their actions (a subscribe sent on receiving the change) wait for the new set too.
+    this.d.hub.accessRereading(userId, done);
   }
 
   private hasTokenSessions(userId: number): boolean {
