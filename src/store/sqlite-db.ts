@@ -601,7 +601,8 @@ interface EventColumns {
   event_uuid: string | null;
   event_type: string;
   target_type: string;
-  target_id: number | null;
+  /** A number, or whatever SQL wrote where the column's affinity could not make one (text, a blob). */
+  target_id: number | string | Buffer | null;
   payload: string;
   created_ms: number;
 }
@@ -611,7 +612,9 @@ function eventFields(r: EventColumns): Omit<EventRow, 'rowId' | 'readAt'> {
     eventUuid: r.event_uuid,
     eventType: r.event_type,
     targetType: r.target_type,
-    targetId: r.target_id === null ? null : Number(r.target_id),
+    // SQLite already turned every decimal text into a number; what is left ('0x1f', a blob
+    // of '7') is not an id, and Number() would make one of it: NaN, so the row is rejected.
+    targetId: r.target_id === null ? null : typeof r.target_id === 'number' ? r.target_id : Number.NaN,
     payload: typeof r.payload === 'string' ? r.payload : String(r.payload),
     createdAt: r.created_ms,
   };
