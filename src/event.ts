@@ -103,6 +103,9 @@ export function parseEvent(input: unknown, limits: EventLimits, newId: () => str
     } catch {
       throw new EventInvalid('payload', 'must be a JSON object, or a string holding one');
     }
+    // The text `null` is not an absent payload (PHP writes `{}` or `[]` for an empty one):
+    // a row holding it is rejected, not delivered as `{}` (found by test/reliability/fuzz-table.test.ts).
+    if (rawPayload === null) throw new EventInvalid('payload', 'must be a JSON object, or a string holding one');
     if (isPlainObject(rawPayload)) payloadJson = input.payload as string;
   }
   // PHP encodes an empty array as `[]` (JSON) or an empty msgpack array: it means {}.
