@@ -53,7 +53,7 @@ import {
 } from './store.js';
 import { MYSQL_REPLAY, replayWhere } from './replay-query.js';
 
-/** Longest a single query may take before it fails (and its connection is dropped). */
+/** Longest a single query may take by default before it fails (and its connection is dropped). */
 const QUERY_TIMEOUT_MS = 10_000;
 
 /** mysql2 options shared by the pool, the lock connection and the test helpers. */
@@ -81,6 +81,8 @@ export interface MysqlStoreOptions {
   password?: string | null;
   /** Table prefix (TeamPass `DB_PREFIX`), already validated as `[A-Za-z0-9_]{0,32}`. */
   prefix: string;
+  /** Longest a query may take before it fails and its connection is destroyed (default 10 s; tests shorten it). */
+  queryTimeoutMs?: number;
 }
 
 /** Migration files whose name contains this apply only to a database without TeamPass. */
@@ -104,6 +106,17 @@ const EVENT_COLUMNS = [
 type Queryable = Pick<Connection, 'query'>;
 
 /**
+ * True when `err` leaves its connection unusable: a query that timed out is
+ * still the connection's current command (mysql2 gives up waiting, not the
+ * query), so everything sent on it later would queue behind an answer that
+ * may never come; a fatal error has closed it.
+ */
+function connectionLost(err: unknown): boolean {
+  const e = err as { code?: unknown; fatal?: unknown } | null;
+  return e?.code === 'PROTOCOL_SEQUENCE_TIMEOUT' || e?.fatal === true;
+}
+
+/**
  * `Store` on MySQL/MariaDB. A pool of 4 connections (each set to
  * `time_zone = '+00:00'`) serves queries; one more connection, outside the
  * pool, exists only while this instance holds or seeks the poller lock, a
@@ -118,6 +131,11 @@ export class MysqlStore implements Store {
   readonly #pool: Pool;
   readonly #lockName: string;
   #lockConn: Connection | null = null;
+  /** Server id of the lock connection while it holds the lock. */
+  #heldBy: number | null = null;
+  /** Server id of a lock connection dropped because it stopped answering while it held the lock. */
+  #silentHolder: number | null = null;
+  readonly #timeoutMs: number;
   /** Serializes lock operations, so two overlapping calls never open two lock connections. */
   #lockChain: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -126,6 +144,7 @@ export class MysqlStore implements Store {
     this.prefix = options.prefix;
     const target = parseMysqlUrl(options.url);
     this.#target = options.password == null ? target : { ...target, password: options.password };
+    this.#timeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
     // maxPreparedStatements: mysql2's default (16,000) preallocates about 0.5 MB of cache per pool
     // connection; the daemon prepares a few dozen statements.
     this.#pool = createPool({ ...mysqlConnectionOptions(this.#target), connectionLimit: 4, maxIdle: 4, queueLimit: 0, maxPreparedStatements: 100 });
@@ -154,15 +173,51 @@ export class MysqlStore implements Store {
     return `\`${this.prefix}${name}\``;
   }
 
-  async #q<T = RowDataPacket[]>(op: string, sql: string, params: unknown[] = [], via: Queryable = this.#pool): Promise<T> {
+  async #q<T = RowDataPacket[]>(op: string, sql: string, params: unknown[] = [], via?: Queryable): Promise<T> {
     if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `mysql store: ${op} after close()`);
+    if (via === undefined) return this.#onConnection(op, false, (conn) => this.#q<T>(op, sql, params, conn));
     try {
       // A server that accepts the connection but stops answering must not hang
       // the poller or the journal forever; migrations may legitimately run long.
-      const [rows] = await via.query({ sql, values: params, timeout: op === 'migrate' ? undefined : QUERY_TIMEOUT_MS });
+      const [rows] = await via.query({ sql, values: params, timeout: op === 'migrate' ? undefined : this.#timeoutMs });
       return rows as T;
     } catch (err) {
       throw this.#fail(op, err);
+    }
+  }
+
+  /**
+   * Run `fn` on a pool connection, in a transaction when `tx`. A connection
+   * whose query timed out or broke is destroyed instead of returned: a server
+   * (or a network path) that went silent on it would otherwise hold every later
+   * query behind the lost one, and the pool would never open a fresh one.
+   */
+  async #onConnection<T>(op: string, tx: boolean, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', `mysql store: ${op} after close()`);
+    let conn: PoolConnection;
+    try {
+      conn = await this.#pool.getConnection();
+    } catch (err) {
+      throw this.#fail(op, err);
+    }
+    let lost = false;
+    try {
+      if (tx) await conn.query({ sql: 'START TRANSACTION', timeout: this.#timeoutMs });
+      const result = await fn(conn);
+      if (tx) await conn.query({ sql: 'COMMIT', timeout: this.#timeoutMs });
+      return result;
+    } catch (err) {
+      lost = connectionLost(err) || connectionLost((err as { cause?: unknown }).cause);
+      if (tx && !lost) {
+        await conn.query({ sql: 'ROLLBACK', timeout: this.#timeoutMs }).catch((e: unknown) => {
+          lost = true;
+          return e;
+        });
+      }
+      throw this.#fail(op, err);
+    } finally {
+      if (lost) conn.destroy();
+      else conn.release();
     }
   }
 
@@ -421,32 +476,22 @@ export class MysqlStore implements Store {
   }
 
   async releaseUserLocks(userId: number): Promise<ReleasedLocks> {
-    if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: releaseUserLocks after close()');
-    let conn: PoolConnection | undefined;
-    try {
-      conn = await this.#pool.getConnection();
-      await conn.beginTransaction();
+    return this.#onConnection('releaseUserLocks', true, async (conn) => {
       // FOR UPDATE: of two daemons releasing the same user, the second sees nothing left.
       const [items] = await conn.query<RowDataPacket[]>({
         sql: `SELECT ie.item_id AS item_id, i.id_tree AS id_tree, ie.timestamp AS ts
               FROM ${this.#t('items_edition')} ie LEFT JOIN ${this.#t('items')} i ON ie.item_id = i.id
               WHERE ie.user_id = ? ORDER BY ie.increment_id FOR UPDATE`,
-        values: [userId], timeout: QUERY_TIMEOUT_MS,
+        values: [userId], timeout: this.#timeoutMs,
       });
       const [kbs] = await conn.query<RowDataPacket[]>({
         sql: `SELECT kb_id, timestamp AS ts FROM ${this.#t('kb_edition')} WHERE user_id = ? ORDER BY increment_id FOR UPDATE`,
-        values: [userId], timeout: QUERY_TIMEOUT_MS,
+        values: [userId], timeout: this.#timeoutMs,
       });
-      await conn.query({ sql: `DELETE FROM ${this.#t('items_edition')} WHERE user_id = ?`, values: [userId], timeout: QUERY_TIMEOUT_MS });
-      await conn.query({ sql: `DELETE FROM ${this.#t('kb_edition')} WHERE user_id = ?`, values: [userId], timeout: QUERY_TIMEOUT_MS });
-      await conn.commit();
+      await conn.query({ sql: `DELETE FROM ${this.#t('items_edition')} WHERE user_id = ?`, values: [userId], timeout: this.#timeoutMs });
+      await conn.query({ sql: `DELETE FROM ${this.#t('kb_edition')} WHERE user_id = ?`, values: [userId], timeout: this.#timeoutMs });
       return releasedLocks(items as { item_id: number; id_tree: string | null; ts: number | string }[], kbs as { kb_id: number; ts: number | string }[]);
-    } catch (err) {
-      await conn?.rollback().catch(() => undefined);
-      throw this.#fail('releaseUserLocks', err);
-    } finally {
-      conn?.release();
-    }
+    });
   }
 
   async itemFolder(itemId: number): Promise<number | null> {
@@ -478,18 +523,9 @@ export class MysqlStore implements Store {
       await this.#q('journalEvents', statements[0].sql, statements[0].params);
       return;
     }
-    let conn: PoolConnection | undefined;
-    try {
-      conn = await this.#pool.getConnection();
-      await conn.beginTransaction();
-      for (const st of statements) await conn.query(st.sql, st.params);
-      await conn.commit();
-    } catch (err) {
-      await conn?.rollback().catch(() => undefined);
-      throw this.#fail('journalEvents', err);
-    } finally {
-      conn?.release();
-    }
+    await this.#onConnection('journalEvents', true, async (conn) => {
+      for (const st of statements) await conn.query({ sql: st.sql, values: st.params, timeout: this.#timeoutMs });
+    });
   }
 
   /** The INSERT of one journal batch. */
@@ -579,33 +615,24 @@ export class MysqlStore implements Store {
     if (this.#closed) throw new TpWsError('TPWS_ERR_STORE_UNAVAILABLE', 'mysql store: deleteOldEvents after close()');
     const t = this.#t('websocket_events');
     const old = `processed <> ${PROCESSED.PENDING} AND processed_at < ?`;
-    let conn: PoolConnection | undefined;
-    try {
-      conn = await this.#pool.getConnection();
-      await conn.beginTransaction();
+    return this.#onConnection('deleteOldEvents', true, async (conn) => {
       // NOW() is per statement: the cutoff is taken once, so the rows whose highest
       // position raises the floor are exactly the rows deleted. FOR UPDATE locks them
       // (the range the DELETE locks anyway): none gets a position before the DELETE.
-      const [cut] = await conn.query<RowDataPacket[]>({ sql: 'SELECT DATE_SUB(NOW(), INTERVAL ? HOUR) AS cutoff', values: [hours], timeout: QUERY_TIMEOUT_MS });
+      const [cut] = await conn.query<RowDataPacket[]>({ sql: 'SELECT DATE_SUB(NOW(), INTERVAL ? HOUR) AS cutoff', values: [hours], timeout: this.#timeoutMs });
       const cutoff = cut[0]?.cutoff as string;
-      const [top] = await conn.query<RowDataPacket[]>({ sql: `SELECT MAX(tpws_pos) AS top FROM ${t} WHERE ${old} FOR UPDATE`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
+      const [top] = await conn.query<RowDataPacket[]>({ sql: `SELECT MAX(tpws_pos) AS top FROM ${t} WHERE ${old} FOR UPDATE`, values: [cutoff], timeout: this.#timeoutMs });
       if (top[0]?.top != null) {
         const floor = Number(top[0].top);
         await conn.query({
           sql: `INSERT INTO ${this.#t('tpws_state')} (name, value) VALUES ('${HISTORY_FLOOR}', ?)
                 ON DUPLICATE KEY UPDATE value = GREATEST(value, ?)`,
-          values: [floor, floor], timeout: QUERY_TIMEOUT_MS,
+          values: [floor, floor], timeout: this.#timeoutMs,
         });
       }
-      const [res] = await conn.query<ResultSetHeader>({ sql: `DELETE FROM ${t} WHERE ${old}`, values: [cutoff], timeout: QUERY_TIMEOUT_MS });
-      await conn.commit();
+      const [res] = await conn.query<ResultSetHeader>({ sql: `DELETE FROM ${t} WHERE ${old}`, values: [cutoff], timeout: this.#timeoutMs });
       return res.affectedRows;
-    } catch (err) {
-      await conn?.rollback().catch(() => undefined);
-      throw this.#fail('deleteOldEvents', err);
-    } finally {
-      conn?.release();
-    }
+    });
   }
 
   async registerEpoch(epoch: string): Promise<number> {
@@ -692,10 +719,13 @@ export class MysqlStore implements Store {
       if (this.#lockConn) {
         try {
           return await this.#tryLock(this.#lockConn);
-        } catch {
+        } catch (err) {
           // The lock connection died (server restart, network): the server dropped the lock
-          // with it. Start over on a fresh connection.
+          // with it. Start over on a fresh connection. One that only stopped answering may
+          // still hold the lock on the server: remember it, so the fresh one can end it.
+          const silent = (err as { code?: unknown }).code === 'PROTOCOL_SEQUENCE_TIMEOUT' ? this.#heldBy : null;
           this.#dropLockConn();
+          this.#silentHolder = silent;
         }
       }
       let conn: Connection;
@@ -718,12 +748,32 @@ export class MysqlStore implements Store {
     });
   }
 
-  /** True when `conn` holds the lock: already ours (still alive), or just taken with GET_LOCK. */
+  /**
+   * True when `conn` holds the lock: already ours (still alive), or just taken
+   * with GET_LOCK. When the holder is this instance's previous lock connection,
+   * dropped because it stopped answering (a network path gone silent), the
+   * server may keep that session, and the lock, for hours: it is ended with
+   * KILL (allowed on one's own sessions) and the lock taken.
+   */
   async #tryLock(conn: Connection): Promise<boolean> {
-    const [held] = await conn.query<RowDataPacket[]>('SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine', [this.#lockName]);
-    if (Number(held[0]?.mine) === 1) return true;
-    const [got] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS got', [this.#lockName]);
-    return Number(got[0]?.got) === 1;
+    const ask = async (sql: string, values: unknown[]) => (await conn.query<RowDataPacket[]>({ sql, values, timeout: this.#timeoutMs }))[0][0];
+    const row = (await ask('SELECT IS_USED_LOCK(?) AS holder, CONNECTION_ID() AS me', [this.#lockName])) as { holder: number | string | null; me: number | string } | undefined;
+    const holder = row?.holder == null ? null : Number(row.holder);
+    const me = Number(row?.me);
+    let got: boolean;
+    if (holder === me) {
+      got = true;
+    } else if (holder !== null && holder === this.#silentHolder) {
+      await conn.query({ sql: `KILL ${Math.trunc(holder)}`, timeout: this.#timeoutMs });
+      // The lock is freed as the killed session ends: wait for that briefly rather than stand by.
+      const waitSec = Math.min(2, this.#timeoutMs / 2000);
+      got = Number((await ask('SELECT GET_LOCK(?, ?) AS got', [this.#lockName, waitSec]))?.got) === 1;
+    } else {
+      got = Number((await ask('SELECT GET_LOCK(?, 0) AS got', [this.#lockName]))?.got) === 1;
+    }
+    this.#silentHolder = null;
+    this.#heldBy = got ? me : null;
+    return got;
   }
 
   releasePollerLock(): Promise<void> {
@@ -732,14 +782,17 @@ export class MysqlStore implements Store {
       if (!conn) return;
       this.#lockConn = null;
       // Closing the session releases the lock; RELEASE_LOCK first makes it immediate for the next owner.
-      await conn.query('SELECT RELEASE_LOCK(?)', [this.#lockName]).catch(() => undefined);
-      await conn.end().catch(() => conn.destroy());
+      // A connection that does not answer it is destroyed (the server ends the session when it notices).
+      const released = await conn.query({ sql: 'SELECT RELEASE_LOCK(?)', values: [this.#lockName], timeout: this.#timeoutMs }).then(() => true, () => false);
+      if (released) await conn.end().catch(() => conn.destroy());
+      else conn.destroy();
     });
   }
 
   #dropLockConn(): void {
     const conn = this.#lockConn;
     this.#lockConn = null;
+    this.#heldBy = null;
     conn?.destroy();
   }
 

@@ -8,6 +8,10 @@
  *   const proxy = await TcpProxy.start(daemonPort);
  *   page.goto(`http://127.0.0.1:${proxy.port}/…`);
  *   proxy.cut(); …; proxy.restore();
+ *
+ * `blackhole()` freezes the connections open now (nothing more is forwarded
+ * either way, nothing is closed: a peer that went silent) while new ones
+ * are forwarded as usual.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -26,6 +30,8 @@ const HEAD_BYTES = 2048;
 export class TcpProxy {
   readonly connections: ProxiedConnection[] = [];
   private readonly live = new Set<Socket>();
+  /** Each forwarded connection's freeze switch, while it is open. */
+  private readonly freezers = new Set<() => void>();
   private isCut = false;
 
   private constructor(
@@ -63,6 +69,12 @@ export class TcpProxy {
     this.live.clear();
   }
 
+  /** Forward nothing more on the connections open now, and keep them open; later connections are forwarded. */
+  blackhole(): void {
+    for (const freeze of this.freezers) freeze();
+    this.freezers.clear();
+  }
+
   restore(): void {
     this.isCut = false;
   }
@@ -98,7 +110,15 @@ export class TcpProxy {
     this.live.add(client);
     this.live.add(upstream);
     upstream.on('error', () => undefined);
+    const freeze = () => {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    };
+    this.freezers.add(freeze);
     const drop = () => {
+      this.freezers.delete(freeze);
       client.destroy();
       upstream.destroy();
       this.live.delete(client);
