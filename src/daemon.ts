@@ -24,7 +24,7 @@ import { Pipeline } from './pipeline/pipeline.js';
 import { Intake } from './pipeline/intake.js';
 import { Journal } from './pipeline/journal.js';
 import { UnixSocketIngest } from './ingest/unix-socket.js';
-import { TablePoller } from './ingest/table-poller.js';
+import { TablePoller, rowPayloadLimit } from './ingest/table-poller.js';
 import { loadConfiguredStore } from './store/load-store.js';
 import { Retention } from './store/retention.js';
 import { EventReactions } from './teampass/event-reactions.js';
@@ -172,7 +172,7 @@ export class Daemon {
     }, this.intake, this.child('ingest'));
     this.poller = !config.poller.enabled ? null : new TablePoller(this.store, this.pipeline, this.child('table-poller'), {
       intervalMs: config.poller.intervalMs, idleIntervalMs: config.poller.idleIntervalMs, batchSize: config.poller.batchSize,
-      maxAgeSec: config.poller.maxAgeSec, maxBackoffMs: config.poller.maxBackoffMs, maxPayloadBytes: config.ingest.maxPayloadBytes,
+      maxAgeSec: config.poller.maxAgeSec, maxBackoffMs: config.poller.maxBackoffMs, maxPayloadBytes: rowPayloadLimit(config.limits.maxBufferedBytes),
     });
     this.readiness = new Readiness({ store: this.store, poller: this.poller, ingestPath: this.ingest?.path ?? null, log: this.child('readiness') }, opts.readiness);
     // Of several daemons on one table, the poller-lock holder cleans up; without a poller, this one does.
@@ -326,7 +326,7 @@ export class Daemon {
     this.gateway.applyConfig(cfg);
     this.poller?.setOptions({
       intervalMs: cfg.poller.intervalMs, idleIntervalMs: cfg.poller.idleIntervalMs, batchSize: cfg.poller.batchSize,
-      maxAgeSec: cfg.poller.maxAgeSec, maxBackoffMs: cfg.poller.maxBackoffMs, maxPayloadBytes: cfg.ingest.maxPayloadBytes,
+      maxAgeSec: cfg.poller.maxAgeSec, maxBackoffMs: cfg.poller.maxBackoffMs, maxPayloadBytes: rowPayloadLimit(cfg.limits.maxBufferedBytes),
     });
     this.retention.setOptions({ hours: cfg.retention.hours, intervalMs: cfg.retention.intervalSec * 1000 });
     this.locks.setGraceMs(cfg.teampass.lockReleaseGraceMs);

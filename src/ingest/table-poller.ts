@@ -10,7 +10,20 @@ export interface TablePollerOptions {
   batchSize: number;
   maxAgeSec: number;
   maxBackoffMs: number;
+  /** Largest row payload delivered, in bytes (`rowPayloadLimit`); a larger row is rejected. */
   maxPayloadBytes: number;
+}
+
+/**
+ * The largest payload a row may have: half of `limits.maxBufferedBytes`.
+ * TeamPass's column is unbounded, so rows are not held to the ingest
+ * socket's `ingest.maxPayloadBytes`; but a row no socket can take would
+ * close every recipient as a slow consumer (4100) — every socket, for a
+ * broadcast — and a resume could never replay it (a replay may use half
+ * of the socket's budget, docs/protocol.md §Resume).
+ */
+export function rowPayloadLimit(maxBufferedBytes: number): number {
+  return Math.floor(maxBufferedBytes / 2);
 }
 
 export interface PollerCounters {
@@ -238,8 +251,8 @@ export class TablePoller {
       event = parseEvent(
         // The stored text is passed as is: parsed once to validate, fanned out byte for byte.
         { id, event_type: row.eventType, target_type: row.targetType, target_id: row.targetId, payload: row.payload, created_at: row.createdAt },
-        // A row already in the table is delivered whatever its size: TeamPass's column is unbounded.
-        { maxPayloadBytes: Number.MAX_SAFE_INTEGER },
+        // Not ingest.maxPayloadBytes: TeamPass's column is unbounded; only what no socket could take is refused.
+        { maxPayloadBytes: this.o.maxPayloadBytes },
         () => id,
       );
     } catch (err) {

@@ -25,6 +25,8 @@ const PREFIX = 'teampass_';
 const WATCHER = 77;
 const OTHER_USER = 78;
 const FOLDER = 5;
+/** Half of limits.maxBufferedBytes (4 MiB by default): the largest row payload delivered (docs/ingest.md). */
+const ROW_PAYLOAD_LIMIT = 2 * 1024 * 1024;
 /** processed values (docs/ingest.md §When the socket is down); 'refused': the database would not store the row. */
 type Outcome = 0 | 1 | 2 | 3 | null | 'refused';
 
@@ -48,7 +50,7 @@ function rowSpec(rng: Random, kind: StoreKind, uuid: string): RowSpec {
     'valid-user', 'valid-folder', 'valid-broadcast', 'valid-kb', 'valid-other-user', 'valid-null-uuid', 'valid-empty-array', 'valid-future',
     'invalid-json', 'non-object-json', 'unknown-target', 'null-target-id', 'non-numeric-target-id', 'bad-event-type', 'bad-event-uuid',
     'bad-exclude', 'huge', 'past', 'null-created-at', 'null-processed',
-  ], [8, 5, 4, 2, 2, 3, 2, 2, 4, 4, 3, 3, 4, 3, 3, 2, 1, 2, 1, 1]);
+  ], [8, 5, 4, 2, 2, 3, 2, 2, 4, 4, 3, 3, 4, 3, 3, 2, 2, 2, 1, 1]);
   const r = (cols: Partial<RowSpec['cols']>, allowed: Outcome[], toWatcher = false, ignore = false): RowSpec => ({ kind: pick, cols: { ...base, ...cols }, allowed, toWatcher, ignore });
   switch (pick) {
     case 'valid-user': return r({}, [1], true);
@@ -71,8 +73,13 @@ function rowSpec(rng: Random, kind: StoreKind, uuid: string): RowSpec {
     case 'bad-event-type': return r({ event_type: rng.pick(['', 'has space', 'é', 'tab\there', 'new\nline']) }, [2]);
     case 'bad-event-uuid': return r({ event_uuid: `${uuid}${rng.pick(['/x', ' x', '#', 'é'])}` }, [2]);
     case 'bad-exclude': return r({ payload: JSON.stringify({ exclude_user_id: rng.pick(['abc', -1, 1.5, [], {}]) }) }, [2]);
-    // Several MB, under limits.maxBufferedBytes (4 MiB), so the watcher can take it.
-    case 'huge': return r({ payload: JSON.stringify({ big: 'h'.repeat(rng.int(1_000_000, 3_000_000)) }) }, [1], true);
+    // Several MB: delivered up to half of limits.maxBufferedBytes (what a socket can take and a
+    // resume replay); a larger row is rejected, where it used to close every recipient with 4100.
+    case 'huge': {
+      const payload = JSON.stringify({ big: 'h'.repeat(rng.int(1_000_000, 6_000_000)) });
+      const fits = payload.length <= ROW_PAYLOAD_LIMIT;
+      return r({ payload, target_type: 'broadcast', target_id: null }, [fits ? 1 : 2], fits);
+    }
     case 'past': return r({ created_at: mysql ? "'1971-01-01 00:00:00'" : "'1971-01-01 00:00:00'" }, [3]);
     // SQLite: NOT NULL. MariaDB: the TIMESTAMP column takes NULL; the row then has no age (the epoch): expired.
     case 'null-created-at': return r({ created_at: 'NULL' }, mysql ? [3, 1, 'refused'] : ['refused']);
@@ -169,9 +176,9 @@ describeStores('fuzz: events table rows inserted by SQL', ({ kind, newStoreUrl }
       expect([...logged].sort((a, b) => a - b)).toEqual([...rejected].sort((a, b) => a - b));
       // The poller kept going: no failed polls.
       expect(c.errors - before.errors).toBe(0);
-      const sizes = inserted.filter((r) => r.spec.kind === 'huge').map((r) => Math.round((r.spec.cols.payload as string).length / 1e5) / 10);
+      const sizes = inserted.filter((r) => r.spec.kind === 'huge').map((r) => `${Math.round((r.spec.cols.payload as string).length / 1e5) / 10} MB ${status.get(r.id) === 1 ? 'delivered' : 'rejected'}`);
       scenarioNote(`fuzz-table [${kind}]`,
-        `120 rows by SQL in random order (${rows.length - inserted.length} refused by the database), read 7 per batch: ${[...outcomes].sort().map(([k, n]) => `${k} ${n}`).join(', ')}; ${want.length} delivered to the watcher once each, nothing else; ${rejected.length} rejected, each logged with TPWS_ERR_INVALID_EVENT and its row id and counted; huge payloads ${sizes.join(', ')} MB delivered; no poll failed; all handled and a barrier row delivered ${Math.round(handledMs)} ms after the first insert`, rng.seed);
+        `120 rows by SQL in random order (${rows.length - inserted.length} refused by the database), read 7 per batch: ${[...outcomes].sort().map(([k, n]) => `${k} ${n}`).join(', ')}; ${want.length} delivered to the watcher once each, nothing else; ${rejected.length} rejected, each logged with TPWS_ERR_INVALID_EVENT and its row id and counted; broadcast payloads of ${sizes.join(', ')} (the watcher stayed connected); no poll failed; all handled and a barrier row delivered ${Math.round(handledMs)} ms after the first insert`, rng.seed);
     });
   }, 55_000);
 });
