@@ -493,20 +493,20 @@ export class Gateway {
         return;
       }
       if (limiter.rejections === 1) this.sessionLog(session).warn('rate limit exceeded');
-      session.send(requestError(ErrorCode.RATE_LIMITED, Msg.rateLimited, parsed.ok ? parsed.msg.requestId : null));
+      this.replyInOrder(conn, session, requestError(ErrorCode.RATE_LIMITED, Msg.rateLimited, parsed.ok ? parsed.msg.requestId : null));
       return;
     }
     if (!parsed.ok) {
       this.counters.messagesRejected++;
       // Per rejected message, and garbage can come fast: no child logger unless the line is written.
       if (this.log.isLevelEnabled('debug')) this.sessionLog(session).debug({ error_code: parsed.error.error_code, reason: parsed.error.message }, 'client message rejected');
-      session.send(parsed.error);
+      this.replyInOrder(conn, session, parsed.error);
       return;
     }
     const msg = parsed.msg;
     if (!ACTION_SET.has(msg.action)) {
       this.counters.messagesRejected++;
-      session.send(requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action.slice(0, 100)), msg.requestId));
+      this.replyInOrder(conn, session, requestError(ErrorCode.UNKNOWN_ACTION, Msg.unknownAction(msg.action.slice(0, 100)), msg.requestId));
       return;
     }
     // Every socket answers every heartbeat ping: a pong has no reply (TeamPass), so
@@ -517,6 +517,24 @@ export class Gateway {
     }
     const queued: Promise<void> = (conn.chain ?? RESOLVED)
       .then(() => this.runAction(session, msg))
+      .then(() => { if (conn.chain === queued) conn.chain = null; });
+    conn.chain = queued;
+  }
+
+  /**
+   * Send an error reply that needs no handler, behind the replies still
+   * being worked out for earlier messages (a subscribe reading the store), so
+   * replies leave in the order the messages arrived (docs/protocol.md
+   * §Message handling), as TeamPass's daemon, which handled one message at
+   * a time, sent them.
+   */
+  private replyInOrder(conn: Conn, session: Session, reply: Record<string, unknown>): void {
+    if (conn.chain === null) {
+      session.send(reply);
+      return;
+    }
+    const queued: Promise<void> = conn.chain
+      .then(() => { session.send(reply); })
       .then(() => { if (conn.chain === queued) conn.chain = null; });
     conn.chain = queued;
   }

@@ -141,6 +141,36 @@ describe('fuzz: WebSocket messages and frames (in-process daemon)', () => {
     });
   });
 
+  it('answers pipelined messages in the order they arrived, errors included', async () => {
+    const rng = scenarioRandom();
+    await withSeed(rng, async () => {
+      const ws = await RawWs.login(port, token);
+      const N = 300;
+      const sent: { m: ReturnType<typeof fuzzMessage>; rid: string }[] = [];
+      // Every message gets a request_id where it can carry one, so each reply names its message.
+      for (let i = 0; i < N; i++) {
+        const m = fuzzMessage(rng, i);
+        sent.push({ m, rid: `f${i}` });
+        ws.write(wsFrame({ opcode: m.binary ? Op.BINARY : Op.TEXT, payload: m.bytes }));
+      }
+      await ws.roundTrip('pipelined-end', 30_000);
+      const got = replies(ws).filter((r) => r.request_id !== 'pipelined-end');
+      const expected = sent.filter((x) => expectedReplies(x.m.bytes, x.m.binary) === 1);
+      expect(got.length).toBe(expected.length);
+      // Replies that name their message (a string request_id) come in the messages' order.
+      const order = got.map((r) => (typeof r.request_id === 'string' && /^f\d+$/.test(r.request_id) ? Number(r.request_id.slice(1)) : null)).filter((n): n is number => n !== null);
+      const sorted = [...order].sort((a, b) => a - b);
+      expect(order, 'request_id order of the replies').toEqual(sorted);
+      // And every reply sits where its message does: the i-th reply answers the i-th message that needs one.
+      got.forEach((r, i) => {
+        const want = echoedRid(expected[i].m.bytes);
+        if ('request_id' in r) expect(r.request_id, `reply ${i}: ${JSON.stringify(r).slice(0, 200)} for ${expected[i].m.bytes.toString('utf8').slice(0, 120)}`).toBe(expected[i].m.binary ? null : want);
+      });
+      ws.destroy();
+      scenarioNote('fuzz-websocket pipelined', `${N} fuzz messages written at once on one socket: ${got.length} replies, in the order of the messages that need one (${order.length} named by request_id)`, rng.seed);
+    });
+  });
+
   it('closes frames that break RFC 6455 with 1002, too many fragments with 1008 and oversize lengths up to 2^63-1 with 1009: counted and logged with their code', async () => {
     const rng = scenarioRandom();
     await withSeed(rng, async () => {
