@@ -39,8 +39,10 @@ function flagInt(v: string | undefined, flag: string, dflt?: number): number {
 export async function mintFromFlags(cfg: Readonly<Config>, f: TokenFlags): Promise<string> {
   const userId = flagInt(f.user, '--user');
   const folders = f.folders === undefined ? undefined : f.folders.split(',').filter((s) => s.trim() !== '').map((s) => flagInt(s.trim(), '--folders'));
+  // Every flag is checked before the key is looked for: a bad flag is named even without a secret yet.
+  const ttlSec = flagInt(f.ttl, '--ttl', 3600);
   const key = resolveJwtKey(cfg, false);
-  return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec: flagInt(f.ttl, '--ttl', 3600) });
+  return mintJwt(key, cfg.auth.jwt, { userId, login: f.login, name: f.name, admin: f.admin === true, folders, ttlSec });
 }
 
 export async function runToken(cfg: Readonly<Config>, f: TokenFlags): Promise<void> {
