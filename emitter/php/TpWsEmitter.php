@@ -831,8 +831,14 @@ namespace TpWs {
                         $this->insertStmt = null;
                         continue;
                     }
-                    if ($attempt === 0 && $this->ownPdo && !$pdo->inTransaction() && self::isGoneAway($e)) {
-                        // A long-running worker's connection timed out: reconnect once.
+                    if ($attempt === 0 && $this->ownPdo && !$pdo->inTransaction() && (self::isGoneAway($e) || self::isSqliteMisuse($e))) {
+                        // A long-running worker's connection timed out, or its SQLite handle
+                        // answers "bad parameter or other API misuse" (seen in a worker whose
+                        // daemon was SIGKILLed and restarted on the same file, every later
+                        // fallback failing the same way): reconnect once.
+                        if (self::isSqliteMisuse($e)) {
+                            $this->log('warning', 'table insert failed on a broken database handle; reconnecting once', ['id' => $event['id'], 'error' => $e->getMessage()]);
+                        }
                         $this->pdo = null;
                         $this->insertStmt = null;
                         continue;
@@ -952,6 +958,11 @@ namespace TpWs {
         {
             $driverCode = (int) ($e->errorInfo[1] ?? 0);
             return $driverCode === 2006 || $driverCode === 2013 || str_contains($e->getMessage(), 'server has gone away');
+        }
+
+        private static function isSqliteMisuse(\PDOException $e): bool
+        {
+            return (int) ($e->errorInfo[1] ?? 0) === 21 && str_contains($e->getMessage(), 'misuse');
         }
 
         private static function redactDsn(string $dsn): string

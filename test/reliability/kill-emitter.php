@@ -11,9 +11,10 @@
  *   TPWS_UNTIL_MS no event is started after this time (Unix ms): the rest of the plan is not sent
  *
  * Prints one JSON line per event, as soon as emit() returns:
- *   {"k": …, "id": …, "path": "socket"|"table", "journal": "written"|"pending"|"dropped"|"duplicate"}
+ *   {"k": …, "id": …, "path": "socket"|"table", "journal": "written"|"pending"|"dropped"|"duplicate", "db_reconnected": bool}
  * (`journal` for the socket path: what the ack said; for the table path,
- * `duplicate` when the row existed already) or {"k": …, "error": …}.
+ * `duplicate` when the row existed already; `db_reconnected`: the emitter
+ * replaced a broken database handle) or {"k": …, "error": …}.
  * What emit() did is read from the emitter's log lines (`tp-ws: …`), the
  * only place it says which path an event took.
  */
@@ -55,7 +56,9 @@ foreach ($plan as $ev) {
     }
     $path = 'socket';
     $journal = 'written';
+    $reconnected = false;
     foreach ($log as $m) {
+        $reconnected = $reconnected || str_contains($m, 'broken database handle; reconnecting');
         if (str_contains($m, 'socket failed; the table already has the event')) {
             [$path, $journal] = ['table', 'duplicate'];
         } elseif (str_contains($m, 'socket failed; event written to the table')) {
@@ -66,7 +69,7 @@ foreach ($plan as $ev) {
             $journal = 'dropped';
         }
     }
-    echo json_encode(['k' => $ev['k'], 'id' => $id, 'path' => $path, 'journal' => $journal]), "\n";
+    echo json_encode(['k' => $ev['k'], 'id' => $id, 'path' => $path, 'journal' => $journal, 'db_reconnected' => $reconnected]), "\n";
     if ($gapUs > 0) {
         usleep($gapUs);
     }

@@ -57,6 +57,8 @@ export class Ledger {
   readonly sent = new Map<string, SentEvent>();
   /** Events sent again after they were proven (the raw producer's window). */
   resent = 0;
+  /** Table fallbacks for which the PHP emitter replaced a broken SQLite handle. */
+  phpDbReconnects = 0;
 
   record(producer: ProducerName, e: PlannedEvent, proof: Proof | null, unproven?: string, retries = 0): void {
     if (this.sent.has(e.k)) throw new Error(`event ${e.k} recorded twice`);
@@ -135,7 +137,8 @@ export async function runPhpProducer(t: Target, plan: PlannedEvent[], pace: Pace
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   createInterface({ input: child.stdout! }).on('line', (line) => {
-    const r = JSON.parse(line) as { k: string; id?: string; path?: string; journal?: string; error?: string };
+    const r = JSON.parse(line) as { k: string; id?: string; path?: string; journal?: string; db_reconnected?: boolean; error?: string };
+    if (r.db_reconnected === true) ledger.phpDbReconnects++;
     const e = byK.get(r.k);
     if (e === undefined) throw new Error(`php producer printed an unknown key: ${line}`);
     if (r.error !== undefined) ledger.record('php', e, null, r.error);

@@ -304,7 +304,7 @@ async function scenario(kind: 'mariadb' | 'sqlite'): Promise<void> {
       const replayed = listeners.reduce((n, l) => n + l.resumes.reduce((m, r) => m + r.replayed, 0), 0);
       scenarioNote(`kill-under-load (${kind})`,
         `${killed} SIGKILLs in ${producedMs} ms of production to ${listeners.length} client sockets; sent ${per}; ` +
-        `${ledger.resent} proven ones sent again after a kill; ${proven.length} proven, ${unproven.length} unproven (${lostUnproven.length} of them missed somewhere: ${[...why].map(([w, n]) => `${n}× ${w}`).join('; ') || 'none'}); ${delivered} deliveries, duplicates ${duplicates}, ` +
+        `${ledger.resent} proven ones sent again after a kill; PHP emitter database handles replaced ${ledger.phpDbReconnects}; ${proven.length} proven, ${unproven.length} unproven (${lostUnproven.length} of them missed somewhere: ${[...why].map(([w, n]) => `${n}× ${w}`).join('; ') || 'none'}); ${delivered} deliveries, duplicates ${duplicates}, ` +
         `${resumes} resumes (${replayed} events replayed), recovered:false 0; rows ${rows.n}, unprocessed 0, unpositioned 0, holes in the history ${holes.length}; ` +
         `after each restart, every socket resumed in ${restarts.map((r) => r.resumedMs ?? '?').join('/')} ms and the rows written while down were processed in ${restarts.map((r) => r.tableMs ?? '?').join('/')} ms; ` +
         `caught up ${catchUpMs} ms after the producers stopped`, rng.seed);
