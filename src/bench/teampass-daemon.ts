@@ -244,6 +244,25 @@ async function insertEventRows(store: BenchStore, rows: EventRow[]): Promise<voi
   }
 }
 
+async function execStatement(store: BenchStore, sql: string, params: unknown[]): Promise<void> {
+  if (store.kind === 'sqlite') {
+    const db = new Database(store.url.slice('sqlite:'.length));
+    try {
+      db.pragma('busy_timeout = 5000');
+      db.prepare(sql).run(...params);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const conn: Connection = await createConnection(mysqlConnectionOptions(parseMysqlUrl(store.url)));
+  try {
+    await conn.query(sql, params);
+  } finally {
+    await conn.end();
+  }
+}
+
 async function countPendingRows(store: BenchStore): Promise<number> {
   if (store.kind === 'sqlite') {
     const db = new Database(store.url.slice('sqlite:'.length), { readonly: true });
@@ -435,6 +454,16 @@ export class TeampassDaemon {
   /** INSERT `rows` into the events table in one transaction, as TeamPass's PHP does (`processed = 0`: the poller delivers them). */
   insertEvents(rows: EventRow[]): Promise<void> {
     return insertEventRows(this.dbStore, rows);
+  }
+
+  /**
+   * Run one statement on the daemon's database from another connection, as
+   * TeamPass's PHP changes its own tables (an admin granting or revoking a
+   * folder). `{p}` in `sql` is the table prefix (write plain identifiers, the
+   * same SQL for SQLite and MariaDB); `?` placeholders take `params`.
+   */
+  execSql(sql: string, params: unknown[] = []): Promise<void> {
+    return execStatement(this.dbStore, sql.replaceAll('{p}', PREFIX), params);
   }
 
   /** Rows of the events table the poller has not handled yet (`processed = 0`), read by another connection: costs the daemon nothing. */
