@@ -139,7 +139,11 @@ const RESOLVED: Promise<void> = Promise.resolve();
 interface RawFrame {
   data: RawData;
   isBinary: boolean;
+  /** Set for a message held before authentication that is too large to answer but with an error: its length (its data is not kept). */
+  tooLarge?: number;
 }
+
+const NO_DATA = Buffer.alloc(0);
 
 /**
  * The public WebSocket listener speaking TeamPass's dialect (docs/protocol.md).
@@ -466,7 +470,11 @@ export class Gateway {
         conn.ws.send(JSON.stringify(connectionError(ErrorCode.RATE_LIMITED, 'Too many messages before authentication completed')));
         return;
       }
-      conn.pending.push(frame);
+      // Held messages are kept small: one over limits.maxMessageBytes only ever gets
+      // `message_too_large`, so its length stands in for it, and a socket waiting for its
+      // verdict (the store slow or down) holds at most maxPendingBeforeAuth × maxMessageBytes.
+      const size = rawLength(frame.data);
+      conn.pending.push(size > this.cfg.limits.maxMessageBytes ? { data: NO_DATA, isBinary: frame.isBinary, tooLarge: size } : frame);
       return;
     }
     this.handleFrame(conn, conn.session, frame);
@@ -482,7 +490,7 @@ export class Gateway {
     if (session.closed) return;
     const buf = toBuffer(frame.data);
     const now = Date.now();
-    const parsed = this.parseFrame(buf, frame.isBinary);
+    const parsed = this.parseFrame(buf, frame.isBinary, frame.tooLarge ?? buf.length);
     const isPong = parsed.ok && parsed.msg.action === 'pong';
     const limiter = isPong ? null : (conn.limiter ??= new SlidingLog(conn.limits.rateLimitMessages, conn.limits.rateLimitWindowMs));
     if (limiter !== null && !limiter.take(now)) {
@@ -551,9 +559,9 @@ export class Gateway {
     if (reply !== null) session.send(reply);
   }
 
-  private parseFrame(buf: Buffer, isBinary: boolean): { ok: true; msg: ClientMessage } | { ok: false; error: Record<string, unknown> } {
+  private parseFrame(buf: Buffer, isBinary: boolean, size: number): { ok: true; msg: ClientMessage } | { ok: false; error: Record<string, unknown> } {
     const max = this.cfg.limits.maxMessageBytes;
-    if (buf.length > max) return { ok: false, error: connectionError(ErrorCode.MESSAGE_TOO_LARGE, Msg.messageTooLarge(max)) };
+    if (size > max) return { ok: false, error: connectionError(ErrorCode.MESSAGE_TOO_LARGE, Msg.messageTooLarge(max)) };
     if (isBinary) return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.binaryFrame) };
     if (!isUtf8(buf)) return { ok: false, error: connectionError(ErrorCode.INVALID_JSON, Msg.invalidUtf8) };
     let value: unknown;
@@ -688,6 +696,12 @@ function wsCloseCode(err: Error): number | null {
   const sym = Object.getOwnPropertySymbols(err).find((k) => k.description === 'status-code');
   const code: unknown = sym === undefined ? undefined : (err as unknown as Record<symbol, unknown>)[sym];
   return typeof code === 'number' ? code : null;
+}
+
+function rawLength(data: RawData): number {
+  if (Buffer.isBuffer(data)) return data.length;
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -12,6 +12,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintJwt } from '../../src/auth/jwt.js';
 import type { JwtKey } from '../../src/auth/jwt-key.js';
@@ -24,7 +27,9 @@ import {
 } from '../helpers/fuzz.js';
 import { Random } from '../helpers/random.js';
 import { scenarioNote, scenarioRandom, withSeed } from '../helpers/reliability.js';
+import { seedTeampass } from '../helpers/seed.js';
 import { startDaemon, type TestDaemon } from '../helpers/start-daemon.js';
+import { until } from '../helpers/until.js';
 import type { Message } from '../helpers/ws-client.js';
 
 /** Every `error_code` docs/protocol.md lists. */
@@ -363,4 +368,65 @@ describe('fuzz: a few hundred sockets at once against a daemon process (memory b
         `${ROUNDS}x${SOCKETS} sockets at once against tp-ws serve, each pipelining 5-25 fuzz messages (20% fragmented around a ping, 10% a 0.3-0.9 MB message) then ending: ${[...outcomes].sort().map(([k, n]) => `${k}: ${n}`).join(', ')}; probe after each round (p50 ${percentiles(probe.latencies).p50} ms, max ${percentiles(probe.latencies).max} ms); daemon RSS ${mb(base.rssKb)} MB before, ${rss.map(mb).join(' / ')} MB after each round, peak (VmHWM) ${mb(after.hwmKb)} MB`, rng.seed);
     });
   }, 55_000);
+});
+
+describe('fuzz: messages sent while authentication waits for the store', () => {
+  let d: TestDaemon;
+
+  beforeAll(async () => {
+    // Small limits keep the test light; the rule is the same at the defaults (32 × 1 MiB could be held before).
+    d = await startDaemon({ 'auth.methods': 'teampass-token', 'limits.maxFrameBytes': 131072, 'limits.maxMessageBytes': 4096, 'limits.rateLimitMessages': 100000 });
+  });
+  afterAll(async () => d?.stop());
+
+  it('holds at most limits.maxPendingBeforeAuth small messages per socket: oversize ones are answered message_too_large without being kept', async () => {
+    const rng = scenarioRandom();
+    await withSeed(rng, async () => {
+      const url = d.daemon.config.store.url!;
+      const token = randomBytes(rng, 32).toString('hex');
+      await seedTeampass(url, 'teampass_', { users: [{ id: 1, login: 'alice' }], tokens: [{ userId: 1, token, ttlSec: 3600 }] });
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      // Another connection holds the write lock: each connect's reconnect-token INSERT waits (busy_timeout, 5 s).
+      const lock = new Database(url.slice('sqlite:'.length));
+      lock.exec('BEGIN IMMEDIATE');
+      const SOCKETS = 4;
+      const HELD = d.daemon.config.limits.maxPendingBeforeAuth;
+      const size = rng.int(100_000, 130_000);
+      let released = false;
+      try {
+        gc();
+        await new Promise((r) => setTimeout(r, 50));
+        const before = process.memoryUsage().arrayBuffers;
+        const received = d.daemon.gateway.counters.messagesReceived;
+        const sockets = await Promise.all(Array.from({ length: SOCKETS }, () => RawWs.open(d.daemon.address.ws.port, token)));
+        for (const ws of sockets) for (let k = 0; k < HELD; k++) ws.text(`{"action":"ping","pad":"${'p'.repeat(size)}"}`);
+        await until(() => d.daemon.gateway.counters.messagesReceived - received >= SOCKETS * HELD, 'the messages held before authentication');
+        expect(sockets.every((ws) => ws.messages.length === 0), 'no verdict yet').toBe(true);
+        // Freed buffers leave the count when V8's background sweeper gets to them (late on a loaded
+        // machine): the least of a few collections is what is really still referenced.
+        let held = Infinity;
+        for (let i = 0; i < 10 && held > 1024 * 1024; i++) {
+          gc();
+          await new Promise((r) => setTimeout(r, 50));
+          held = Math.min(held, process.memoryUsage().arrayBuffers - before);
+        }
+        lock.exec('COMMIT');
+        released = true;
+        for (const ws of sockets) {
+          expect((await ws.next(() => true, 20_000)).type).toBe('connected');
+          for (let k = 0; k < HELD; k++) expect(await ws.next((m) => m.type === 'error', 20_000)).toMatchObject({ error_code: 'message_too_large' });
+          await ws.roundTrip('after');
+          ws.destroy();
+        }
+        const mb = (b: number) => Math.round(b / 104857.6) / 10;
+        // Kept whole, the messages would hold SOCKETS × HELD × size (≈ 13-17 MB); as lengths, nothing.
+        expect(held, `${mb(held)} MB held`).toBeLessThan((SOCKETS * HELD * size) / 4);
+        scenarioNote('fuzz-websocket before auth', `${SOCKETS} sockets each sent ${HELD} messages of ${Math.round(size / 1024)} KiB while their authentication waited on a locked store: ${mb(held)} MB held (whole they would be ${mb(SOCKETS * HELD * size)} MB); after the verdict each got connected, then ${HELD} message_too_large in order, and a pong`, rng.seed);
+      } finally {
+        if (!released) lock.exec('ROLLBACK');
+        lock.close();
+      }
+    });
+  });
 });
