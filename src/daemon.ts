@@ -145,6 +145,7 @@ export class Daemon {
     this.metrics = new Metrics(this.metricsSources());
     this.history = new History(uuidv7(), this.store, {
       ringSize: config.resume.ringSize, ringMaxAgeMs: config.resume.ringMaxAgeSec * 1000, maxEvents: config.resume.maxEvents,
+      dedupWindow: { size: config.dedup.windowSize, ageSec: config.dedup.windowSec },
     });
     this.pipeline = new Pipeline(this.hub, new Deduper(config.dedup.windowSize, config.dedup.windowSec * 1000), this.history, {
       observers: [this.reactions, this.metrics, this.status],

@@ -6,6 +6,14 @@ import { encodeEventMessage } from '../protocol/messages.js';
 import type { HistoryRow, Store } from '../store/store.js';
 import { EPOCH_NO_LIMIT, epochOf, follows, position, seqOf } from './position.js';
 
+/**
+ * Pauses before a resume reads the table again for positions of this run it
+ * did not find yet (1.55 s in all): a journal batch or a poller marking
+ * lands within them unless the store is down, and the socket's live events
+ * are held meanwhile.
+ */
+const CATCH_UP_WAITS_MS = [50, 100, 200, 400, 800];
+
 /** One delivered event as a resume needs it: where it goes, and its `event` frame. */
 export interface HistoryEntry extends RoutedEvent {
   pos: number;
@@ -21,6 +29,12 @@ export interface HistoryOptions {
   ringMaxAgeMs: number;
   /** Most events one resume may scan (all channels, not only the client's); past it: `too_many`. */
   maxEvents: number;
+  /**
+   * The pipeline's dedup window (`dedup.windowSize`, `dedup.windowSec`):
+   * `start` returns the ids fanned out within it before this start. Default:
+   * only the ids of the events the ring is refilled with.
+   */
+  dedupWindow?: { size: number; ageSec: number };
 }
 
 /** Why a resume could not be answered with every missed event. */
@@ -58,17 +72,20 @@ export class History {
   private readonly names = new Map<number, string>();
   private readonly numbers = new Map<string, number>();
 
-  constructor(readonly epoch: string, private readonly store: Pick<Store, 'registerEpoch' | 'findEpoch' | 'epochName' | 'readHistory' | 'readHistoryTail' | 'historyFloor'>, private readonly o: HistoryOptions) {
+  constructor(readonly epoch: string, private readonly store: Pick<Store, 'registerEpoch' | 'findEpoch' | 'epochName' | 'readHistory' | 'readHistoryTail' | 'recentEventIds' | 'historyFloor'>, private readonly o: HistoryOptions) {
     this.ring = new Array<HistoryEntry | undefined>(o.ringSize);
   }
 
   /**
    * Record this run's epoch and fill the ring with the newest events of the
    * table (earlier runs), so that clients reconnecting after a restart are
-   * answered from memory. Returns the ids of those events: the pipeline's
-   * dedup window learns them, so an event sent again after the restart (a
-   * sender retrying, a fallback row) is not fanned out a second time under a
-   * new position the table could not hold.
+   * answered from memory. Returns, oldest first, the ids of the events
+   * fanned out before this start within the dedup window (`dedupWindow`; at
+   * least those of the ring): the pipeline's dedup window learns them, so an
+   * event sent again after the restart (a sender retrying, a fallback row, a
+   * job run twice) is not fanned out a second time under a new position the
+   * table cannot hold — its row keeps its first one, and the new position
+   * would be a hole that makes later resumes across it `gap`.
    */
   async start(): Promise<string[]> {
     const no = await this.store.registerEpoch(this.epoch);
@@ -76,17 +93,23 @@ export class History {
     this.epochNo = no;
     this.remember(no, this.epoch);
     this.headPos = position(no, 0);
-    if (this.o.ringSize === 0) return [];
-    const rows = await this.store.readHistoryTail(this.o.ringSize);
-    const now = Date.now();
-    const ids: string[] = [];
-    for (const row of rows) {
-      const e = await this.entryOf(row);
-      if (e === null) continue;
-      this.push({ ...e, at: now });
-      ids.push(eventId(row));
+    const ringIds: string[] = [];
+    if (this.o.ringSize > 0) {
+      const rows = await this.store.readHistoryTail(this.o.ringSize);
+      const now = Date.now();
+      for (const row of rows) {
+        const e = await this.entryOf(row);
+        if (e === null) continue;
+        this.push({ ...e, at: now });
+        ringIds.push(eventId(row));
+      }
     }
-    return ids;
+    const w = this.o.dedupWindow;
+    if (w === undefined) return ringIds;
+    const windowIds = await this.store.recentEventIds(w.size, w.ageSec);
+    // The ring's ids are the newest: they go last, so a full dedup window evicts window ids first.
+    const inRing = new Set(ringIds);
+    return windowIds.filter((id) => !inRing.has(id)).concat(ringIds);
   }
 
   /** The current epoch's last seq (0 before the first event). */
@@ -139,8 +162,26 @@ export class History {
    * Every event after `from` up to the snapshot's head, in order, or why
    * that cannot be given. The table is read for the part older than the
    * ring; the whole sequence must be complete (`follows` between each pair).
+   *
+   * A position of this run missing from the table is usually still being
+   * written (the journal's batch, the poller's marking) after the ring has
+   * moved past it: a burst larger than the ring, e.g. the rows written while
+   * the daemon was down, delivered at once after its start. The read is
+   * then tried again after `CATCH_UP_WAITS_MS` before the answer is `gap`
+   * (a position the journal dropped never comes).
    */
   async plan(from: number, snap: ResumeSnapshot): Promise<ResumePlan> {
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.planOnce(from, snap);
+      if (r.recovered) return r;
+      const missing = 'missing' in r ? r.missing : undefined;
+      if (missing === undefined || epochOf(missing) !== this.epochNo || attempt >= CATCH_UP_WAITS_MS.length) return { recovered: false, reason: r.reason };
+      await new Promise((resolve) => setTimeout(resolve, CATCH_UP_WAITS_MS[attempt]));
+    }
+  }
+
+  /** One try of `plan`; a `gap` names the first position it misses when it knows it. */
+  private async planOnce(from: number, snap: ResumeSnapshot): Promise<ResumePlan | { recovered: false; reason: 'gap'; missing: number }> {
     if (from > snap.head) return { recovered: false, reason: 'gap' };
     if (from === snap.head) return { recovered: true, entries: [] };
     const ring = snap.ring;
@@ -173,12 +214,12 @@ export class History {
     const all = older.length === 0 ? ring : older.concat(ring);
     let prev = from;
     for (const e of all) {
-      if (!follows(prev, e.pos)) return { recovered: false, reason: 'gap' };
+      if (!follows(prev, e.pos)) return { recovered: false, reason: 'gap', missing: epochOf(e.pos) === epochOf(prev) ? prev + 1 : position(epochOf(e.pos), 1) };
       prev = e.pos;
     }
     // The last event must be the head itself (or the head is a new epoch with nothing yet): anything between was lost.
     if (prev !== snap.head && !(seqOf(snap.head) === 0 && epochOf(snap.head) > epochOf(prev))) {
-      return { recovered: false, reason: 'gap' };
+      return { recovered: false, reason: 'gap', missing: epochOf(snap.head) === epochOf(prev) ? prev + 1 : position(epochOf(snap.head), 1) };
     }
     return { recovered: true, entries: all };
   }

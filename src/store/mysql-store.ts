@@ -24,6 +24,7 @@ import {
   loadMigrations,
   migrationError,
   positiveInt,
+  recentIds,
   sortedUniqueInts,
   splitStatements,
   storeError as driverError,
@@ -672,6 +673,19 @@ export class MysqlStore implements Store {
       [Math.trunc(limit)],
     );
     return rows.map(toHistoryRow).reverse();
+  }
+
+  async recentEventIds(limit: number, maxAgeSec: number): Promise<string[]> {
+    if (!(limit >= 1)) return [];
+    // Bounded by `limit` rows of idx_tpws_pos, newest first; the age is a flag, not a filter, so
+    // the read stops there even when few rows are recent (positions follow processing time).
+    const rows = await this.#q<{ event_uuid: string | null; id: number; recent: number | string }[]>(
+      'recentEventIds',
+      `SELECT event_uuid, id, processed_at >= NOW() - INTERVAL ? SECOND AS recent FROM ${this.#t('websocket_events')}
+       WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
+      [Math.trunc(maxAgeSec), Math.trunc(limit)],
+    );
+    return recentIds(rows);
   }
 
   async historyFloor(): Promise<number> {

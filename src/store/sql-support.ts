@@ -118,6 +118,21 @@ export function insertPosition(op: string, e: EventInsert): number | null {
 }
 
 /** A driver error's code (`SQLITE_BUSY`, `ECONNREFUSED`, `ER_NO_SUCH_TABLE`…), never its SQL or values. */
+/**
+ * `recentEventIds`' answer from rows read newest first with a `recent` flag:
+ * the ids of the newest rows up to the first that is not recent, oldest
+ * first. An id is the row's `event_uuid`, else `row-<id>` (the poller's id
+ * for rows TeamPass wrote).
+ */
+export function recentIds(rows: readonly { event_uuid: string | null; id: number | string; recent: number | string | bigint | null }[]): string[] {
+  const ids: string[] = [];
+  for (const r of rows) {
+    if (Number(r.recent) !== 1) break;
+    ids.push(r.event_uuid ?? `row-${Number(r.id)}`);
+  }
+  return ids.reverse();
+}
+
 export function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown error';

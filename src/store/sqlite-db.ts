@@ -22,6 +22,7 @@ import {
   loadMigrations,
   migrationError,
   positiveInt,
+  recentIds,
   releasedLocks,
   sortedUniqueInts,
   storeError,
@@ -523,6 +524,18 @@ export class SqliteDb {
          WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
       ).all(Math.trunc(limit)) as (EventColumns & { tpws_pos: number; id: number })[];
       return rows.map(toHistoryRow).reverse();
+    });
+  }
+
+  recentEventIds(limit: number, maxAgeSec: number): string[] {
+    return this.#run('recentEventIds', () => {
+      if (!(limit >= 1)) return [];
+      // Bounded by `limit` rows of the position index, newest first; the age is a flag (see recentIds).
+      const rows = this.#stmt(
+        `SELECT event_uuid, id, processed_at >= datetime('now', ?) AS recent FROM ${this.#t('websocket_events')}
+         WHERE tpws_pos IS NOT NULL ORDER BY tpws_pos DESC LIMIT ?`,
+      ).all(secondsModifier(-maxAgeSec), Math.trunc(limit)) as { event_uuid: string | null; id: number; recent: number | null }[];
+      return recentIds(rows);
     });
   }
 

@@ -276,6 +276,10 @@ export class SqliteStore implements Store {
     return this.#call('readHistoryTail', limit);
   }
 
+  recentEventIds(limit: number, maxAgeSec: number): Promise<string[]> {
+    return this.#call('recentEventIds', limit, maxAgeSec);
+  }
+
   historyFloor(): Promise<number> {
     return this.#call('historyFloor');
   }

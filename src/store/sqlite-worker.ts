@@ -158,6 +158,7 @@ function operations(db: SqliteDb, running: Set<Promise<unknown>>, walPath: strin
     epochName: (epochNo: number) => db.epochName(epochNo),
     readHistory: (afterPos: number, beforePos: number, limit: number) => db.readHistory(afterPos, beforePos, limit),
     readHistoryTail: (limit: number) => db.readHistoryTail(limit),
+    recentEventIds: (limit: number, maxAgeSec: number) => db.recentEventIds(limit, maxAgeSec),
     historyFloor: () => db.historyFloor(),
     countReplayEvents: (filter: ReplayFilter) => db.countReplayEvents(filter),
     selectReplayEvents: (filter: ReplayFilter, afterId: number, throughId: number, limit: number) => db.selectReplayEvents(filter, afterId, throughId, limit),

@@ -272,6 +272,13 @@ export interface Store {
   readHistory(afterPos: number, beforePos: number, limit: number): Promise<HistoryRow[]>;
   /** The `limit` rows with the highest positions, in ascending position (the ring is filled from them at start). */
   readHistoryTail(limit: number): Promise<HistoryRow[]>;
+  /**
+   * Event ids (`event_uuid`, else `row-<id>`) of the rows among the `limit`
+   * with the highest positions that were processed within the last
+   * `maxAgeSec`, in ascending position: what the dedup window held before a
+   * restart.
+   */
+  recentEventIds(limit: number, maxAgeSec: number): Promise<string[]>;
   /** The highest position retention has deleted (0 when none): history below it is incomplete. */
   historyFloor(): Promise<number>;
   /** Delete expired tokens; returns the count. */

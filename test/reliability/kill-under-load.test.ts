@@ -82,6 +82,14 @@ const PLAN = {
  */
 const FIRST_KILL_MS = [500, 1500] as const;
 const UP_MS = [500, 2500] as const;
+/**
+ * The daemon's resume ring (default 10,000), small: resumes after a restart
+ * read the events table, and the raw producer's resent ids are older than
+ * the ring, so only the dedup window refilled from the table at start knows
+ * them (without it they were fanned out again under positions the table
+ * could not hold, and every later resume across them said `gap`).
+ */
+const RING_SIZE = 100;
 /** Generous bound for catching up once the producers are done (the assertion, not a measure). */
 const CATCH_UP_MS = 25_000;
 
@@ -165,7 +173,7 @@ async function scenario(kind: 'mariadb' | 'sqlite'): Promise<void> {
   const rng = scenarioRandom();
   const scratch = mkdtempSync(join(tmpdir(), 'tpws-kill-scratch-'));
   const db = kind === 'mariadb' ? await createTestDatabase() : null;
-  const daemon = new KillableDaemon(db?.url);
+  const daemon = new KillableDaemon(db?.url, { TPWS_RESUME_RING_SIZE: String(RING_SIZE) });
   let proxy: TcpProxy | null = null;
   let seed: Seeder | null = null;
   const listeners: Listener[] = [];
