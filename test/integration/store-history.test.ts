@@ -312,6 +312,15 @@ describeStores('Store delivery history', ({ kind, newStoreUrl }) => {
       expect((await store.readHistoryTail(100)).map((r) => r.eventUuid)).toEqual(['h-1', 'h-2', 'h-3', 'h-4', 'h-5']);
       expect(await store.readHistoryTail(0)).toEqual([]);
     });
+
+    it('lists the ids of the newest positioned rows processed within the window, oldest first, up to the first older one', async () => {
+      expect(await store.recentEventIds(100, 3600)).toEqual(['h-1', 'h-2', 'h-3', 'h-4', 'h-5']);
+      expect(await store.recentEventIds(2, 3600)).toEqual(['h-4', 'h-5']);
+      expect(await store.recentEventIds(0, 3600)).toEqual([]);
+      // What the dedup window would have forgotten by now is not fed back into it: the read stops at h-3.
+      await seed.execSql(`UPDATE {{prefix}}websocket_events SET processed_at = ${seed.timeSql(-7200)} WHERE event_uuid = 'h-3'`);
+      expect(await store.recentEventIds(100, 3600)).toEqual(['h-4', 'h-5']);
+    });
   });
 
   describe('#deleteOldEvents and #historyFloor', () => {
