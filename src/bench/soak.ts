@@ -232,6 +232,13 @@ function metric(text: string, name: string): number {
   return m === null ? NaN : Number(m[1]);
 }
 
+/** Values of a labelled metric by its one label, e.g. `tpws_closes_total{code="4100"} 3`. */
+function labelled(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(new RegExp(`^${name}\\{${label}="([^"]*)"\\} (\\S+)$`, 'gm'))) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -313,6 +320,8 @@ async function soak(minutes: number, quick: boolean): Promise<SoakResult> {
     }
     stop.fire();
     await Promise.all(load);
+    // Sockets the daemon closed itself, by close code: what an unexpected close on the client side was.
+    const daemonCloses = labelled(await d.metrics(), 'tpws_closes_total', 'code');
     const verdict: Record<string, Record<string, number | boolean>> = {};
     const after = samples.filter((s) => s.t_s >= p.warmup_s);
     for (const key of SERIES) {
@@ -333,6 +342,7 @@ async function soak(minutes: number, quick: boolean): Promise<SoakResult> {
       store: d.store,
       params: p,
       counts,
+      daemon_closes: daemonCloses,
       samples_after_warmup: after.length,
       verdict,
       all_flat: SERIES.every((k) => verdict[k].flat === true),
