@@ -29,6 +29,29 @@ export interface DaemonProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The WebSocket port a starting `tp-ws serve` child prints in its banner on
+ * stderr. Every stderr line goes to `keep`; a child that exits first, or
+ * prints no banner within 20 s, rejects with `output` in the message.
+ */
+export function listeningPort(child: ChildProcess, keep: (line: string) => void, output: readonly string[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tp-ws serve did not listen within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      keep(line);
+      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`tp-ws serve exited (${code ?? signal}) before listening:\n${output.join('\n')}`));
+    });
+  });
+}
+
 /** Start `tp-ws serve` on `storeUrl`; `env` adds TPWS_* settings (e.g. TPWS_RESUME_MAX_EVENTS). Resolves once it listens. */
 export async function startDaemonProcess(storeUrl: string, env: Record<string, string> = {}): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'tpws-browser-'));
@@ -45,21 +68,7 @@ export async function startDaemonProcess(storeUrl: string, env: Record<string, s
   });
   let port: number;
   try {
-    port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`tp-ws serve did not listen within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-      createInterface({ input: child.stderr! }).on('line', (line) => {
-        output.push(line);
-        const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`tp-ws serve exited (${code ?? signal}) before listening:\n${output.join('\n')}`));
-      });
-    });
+    port = await listeningPort(child, (line) => output.push(line), output);
   } catch (err) {
     if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
     await exited;

@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { listeningPort } from '../browser/daemon-process.js';
 
 const BIN = join(import.meta.dirname, '../../bin/tp-ws.js');
-const START_TIMEOUT_MS = 20_000;
 /** Lines of daemon output kept for a failure message. */
 const OUTPUT_LINES = 200;
 
@@ -70,21 +70,7 @@ export class KillableDaemon {
     };
     createInterface({ input: child.stdout! }).on('line', keep);
     try {
-      this.listeningOn = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`tp-ws serve did not listen within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-        createInterface({ input: child.stderr! }).on('line', (line) => {
-          keep(line);
-          const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-        child.once('exit', (code, signal) => {
-          clearTimeout(timer);
-          reject(new Error(`tp-ws serve exited (${code ?? signal}) before listening:\n${this.output.join('\n')}`));
-        });
-      });
+      this.listeningOn = await listeningPort(child, keep, this.output);
     } catch (err) {
       await this.kill();
       throw err;
